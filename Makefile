@@ -1,0 +1,27 @@
+# Two commands do all set-up: `make demo` and `make test`. Each creates .venv by itself.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# The CPU wheel on this machine kind; GPU users install fbgen into an env that already has CUDA torch.
+TORCH_SPEC ?= torch==2.13.0
+
+$(BIN)/fbgen: pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
+	$(BIN)/pip install -q -e ".[dev]"
+	touch $@
+
+.PHONY: install demo test lint
+install: $(BIN)/fbgen
+
+demo: $(BIN)/fbgen
+	$(BIN)/python -m fbgen.tiny build/demo-models
+	$(BIN)/fbgen run configs/demo.yaml --out out/demo
+
+test: $(BIN)/fbgen
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	$(BIN)/ruff check .
+
+lint: $(BIN)/fbgen
+	$(BIN)/ruff check .

@@ -1,0 +1,3 @@
+from fbgen.cli import main
+
+main()

@@ -1,0 +1,376 @@
+"""YAML run config → validated, immutable `RunConfig`.
+
+Everything a user can get wrong is checked here, before any model loads, and reported as one line that names the
+file and key and says what is allowed. `--set a.b=v` overrides go through the same checks.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import string
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from fbgen.errors import BadInput
+from fbgen.families import FAMILIES
+
+SOLVERS = ("unipc", "euler")
+OFFLOADS = ("none", "idle", "group")
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+BOUNDARY_UNITS = ("fraction", "step", "sigma")
+MODEL_ALIASES = {"large": "L", "small": "S", "medium": "M"}
+FILENAME_FIELDS = ("slug", "seed", "schedule", "steps", "index")
+DEFAULT_FILENAME = "{slug}-{seed}-{schedule}"
+PAPER_BOUNDARIES = (0.4, 0.8)  # LSL at 40/40/20 (FlowBlending paper)
+
+KEYS = (
+    "family", "models", "text_encoder", "vae", "schedule", "boundaries", "boundary_unit", "steps", "solver",
+    "shift", "guidance_scale", "seed", "prompt", "prompts", "negative_prompt", "height", "width", "num_frames",
+    "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "cache", "lora",
+)  # fmt: skip
+NOT_YET = {"cache": "first-block cache hooks", "lora": "per-model LoRA"}
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A model source: a hub id or a local diffusers directory, optionally pinned to a revision."""
+
+    id: str
+    revision: str | None = None
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    family: str
+    models: dict[str, ModelRef]
+    schedule: str
+    boundaries: tuple[float, ...]
+    boundary_unit: str
+    steps: int
+    solver: str
+    shift: float
+    guidance_scale: dict[str, float]
+    seed: int
+    prompts: tuple[str, ...]
+    negative_prompt: str
+    height: int
+    width: int
+    num_frames: int
+    fps: int
+    dtype: str
+    device: str
+    offload: str
+    output_dir: str
+    filename: str
+    compile: bool
+    text_encoder: ModelRef | None = None
+    vae: ModelRef | None = None
+    source: str = field(default="<config>", compare=False)
+
+    @property
+    def large(self) -> str:
+        """The letter of the large model: `L` when declared, else the first one."""
+        return "L" if "L" in self.models else next(iter(self.models))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data (for manifests and `fbgen plan`)."""
+        data = asdict(self)
+        data.pop("source")
+        data["boundaries"] = list(self.boundaries)
+        data["prompts"] = list(self.prompts)
+        return data
+
+
+def load_config(path: str | os.PathLike, overrides: list[str] | None = None, **cli: Any) -> RunConfig:
+    """Read a YAML file, apply `--set` overrides and CLI options (`schedule=`, `output_dir=`), validate."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise BadInput(f"{path}: cannot read config ({e.strerror or e})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise BadInput(f"{path}:{where} is not valid YAML ({getattr(e, 'problem', e)})") from None
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise BadInput(f"{path}: a run config must be a YAML mapping of keys, got {type(raw).__name__}")
+    for item in overrides or []:
+        apply_override(raw, item, str(path))
+    for key, value in cli.items():
+        if value is not None:
+            raw[key] = value
+    return validate(raw, str(path))
+
+
+def apply_override(raw: dict, item: str, source: str = "--set") -> None:
+    """`a.b=value`: the value is parsed as YAML (so `steps=30` is an int, `boundaries=[0.3,0.8]` a list)."""
+    key, sep, text = item.partition("=")
+    if not sep or not key.strip():
+        raise BadInput(f"--set {item!r}: expected key=value, e.g. --set steps=30 or --set models.S=path/to/model")
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        value = text
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[parts[-1]] = value
+
+
+def validate(raw: Mapping[str, Any], source: str = "<config>") -> RunConfig:
+    """Check every key and return the resolved config; the first problem found raises `BadInput`."""
+    c = _Checker(raw, source)
+    for key in raw:
+        if key not in KEYS:
+            hint = difflib.get_close_matches(str(key), KEYS, n=1)
+            did_you_mean = f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {', '.join(KEYS)}"
+            raise BadInput(f"{source}: unknown key '{key}'{did_you_mean}")
+    for key, what in NOT_YET.items():
+        if raw.get(key) not in (None, False, "none", {}):
+            raise BadInput(f"{source}: key '{key}': {what} are not supported yet by this fbgen version; remove the key")
+
+    family = c.choice("family", tuple(FAMILIES), "wan")
+    rules = FAMILIES[family]
+    models = c.models()
+    schedule = c.schedule(models)
+    height_default, width_default, frames_default = rules.default_size
+    steps = c.integer("steps", 50, minimum=1)
+    boundaries, unit = c.boundaries(schedule, steps)
+    height = c.integer("height", height_default, minimum=1)
+    width = c.integer("width", width_default, minimum=1)
+    num_frames = c.integer("num_frames", frames_default, minimum=1)
+    if height % rules.size_multiple or width % rules.size_multiple:
+        key = "height" if height % rules.size_multiple else "width"
+        raise BadInput(
+            f"{source}: key '{key}': {family} needs height and width divisible by {rules.size_multiple}, "
+            f"got {height}x{width}"
+        )
+    if (num_frames - 1) % rules.frame_step:
+        k = (num_frames - 1) // rules.frame_step
+        raise BadInput(
+            f"{source}: key 'num_frames': {family} needs {rules.frame_step}k+1 frames "
+            f"(e.g. {rules.frame_step * k + 1} or {rules.frame_step * (k + 1) + 1}), got {num_frames}"
+        )
+    return RunConfig(
+        family=family,
+        models=models,
+        schedule=schedule,
+        boundaries=boundaries,
+        boundary_unit=unit,
+        steps=steps,
+        solver=c.choice("solver", SOLVERS, "unipc"),
+        shift=c.number("shift", rules.default_shift, positive=True),
+        guidance_scale=c.guidance(models),
+        seed=c.integer("seed", 0, minimum=0),
+        prompts=c.prompts(),
+        negative_prompt=c.string("negative_prompt", ""),
+        height=height,
+        width=width,
+        num_frames=num_frames,
+        fps=c.integer("fps", rules.default_fps, minimum=1),
+        dtype=c.choice("dtype", DTYPES, "auto"),
+        device=c.device(),
+        offload=c.choice("offload", OFFLOADS, "none"),
+        output_dir=c.output_dir(),
+        filename=c.filename(),
+        compile=c.boolean("compile", False),
+        text_encoder=c.model_ref("text_encoder", raw.get("text_encoder")) if raw.get("text_encoder") else None,
+        vae=c.model_ref("vae", raw.get("vae")) if raw.get("vae") else None,
+        source=source,
+    )
+
+
+class _Checker:
+    """Typed getters that raise one-line `BadInput` errors naming the source file and key."""
+
+    def __init__(self, raw: Mapping[str, Any], source: str):
+        self.raw, self.source = raw, source
+
+    def fail(self, key: str, message: str) -> BadInput:
+        return BadInput(f"{self.source}: key '{key}': {message}")
+
+    def integer(self, key: str, default: int, minimum: int | None = None) -> int:
+        value = self.raw.get(key, default)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.fail(key, f"expected an integer, got {value!r}")
+        if minimum is not None and value < minimum:
+            raise self.fail(key, f"must be >= {minimum}, got {value}")
+        return value
+
+    def number(self, key: str, default: float, positive: bool = False, value: Any = None) -> float:
+        value = self.raw.get(key, default) if value is None else value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self.fail(key, f"expected a number, got {value!r}")
+        if positive and value <= 0:
+            raise self.fail(key, f"must be > 0, got {value}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        value = self.raw.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(key, f"expected true or false, got {value!r}")
+        return value
+
+    def string(self, key: str, default: str) -> str:
+        value = self.raw.get(key, default)
+        if value is None:
+            return default
+        if not isinstance(value, str):
+            raise self.fail(key, f"expected a string, got {value!r}")
+        return value
+
+    def choice(self, key: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.raw.get(key, default)
+        if value not in allowed:
+            raise self.fail(key, f"must be one of {', '.join(allowed)}; got {value!r}")
+        return value
+
+    def model_ref(self, key: str, value: Any) -> ModelRef:
+        if isinstance(value, str) and value.strip():
+            return ModelRef(value.strip())
+        if isinstance(value, dict) and isinstance(value.get("id"), str):
+            extra = set(value) - {"id", "revision"}
+            if extra:
+                raise self.fail(key, f"unknown field(s) {sorted(extra)}; a model is a string or {{id, revision}}")
+            revision = value.get("revision")
+            return ModelRef(value["id"], None if revision is None else str(revision))
+        raise self.fail(key, f"expected a hub id, a local directory or {{id: ..., revision: ...}}, got {value!r}")
+
+    def models(self) -> dict[str, ModelRef]:
+        value = self.raw.get("models")
+        if not isinstance(value, dict) or not value:
+            raise self.fail("models", "expected a map of models, e.g. {large: Wan-AI/Wan2.1-T2V-14B-Diffusers, "
+                                      "small: Wan-AI/Wan2.1-T2V-1.3B-Diffusers}")  # fmt: skip
+        models: dict[str, ModelRef] = {}
+        for name, ref in value.items():
+            letter = MODEL_ALIASES.get(str(name).lower(), str(name))
+            if not re.fullmatch(r"[A-Z]", letter):
+                raise self.fail(f"models.{name}", "a model is named by one capital letter (L, S, M, ...) "
+                                                  f"or by {', '.join(MODEL_ALIASES)}")  # fmt: skip
+            if letter in models:
+                raise self.fail(f"models.{name}", f"model letter {letter} is declared twice")
+            models[letter] = self.model_ref(f"models.{name}", ref)
+        return models
+
+    def schedule(self, models: dict[str, ModelRef]) -> str:
+        default = "LSL" if {"L", "S"} <= set(models) else next(iter(models)) * 3
+        value = self.raw.get("schedule", default)
+        if not isinstance(value, str) or not re.fullmatch(r"[A-Z]+", value.strip()):
+            raise self.fail("schedule", f"expected capital letters such as LSL, LLL or SSS, got {value!r}")
+        value = value.strip()
+        missing = sorted(set(value) - set(models))
+        if missing:
+            raise self.fail("schedule", f"letter(s) {', '.join(missing)} of {value} name no model; "
+                                        f"declared under models: {', '.join(models)}")  # fmt: skip
+        return value
+
+    def boundaries(self, schedule: str, steps: int) -> tuple[tuple[float, ...], str]:
+        needed = len(schedule) - 1
+        value = self.raw.get("boundaries")
+        if value is None:
+            if needed == 0:
+                return (), self.choice("boundary_unit", BOUNDARY_UNITS, "fraction")
+            if needed == 2:
+                value = list(PAPER_BOUNDARIES)
+            else:
+                raise self.fail("boundaries", f"schedule {schedule} needs {needed} boundaries, e.g. "
+                                              f"{[round((i + 1) / len(schedule), 2) for i in range(needed)]}")  # fmt: skip
+        if not isinstance(value, (list, tuple)) or len(value) != needed:
+            raise self.fail("boundaries", f"schedule {schedule} has {len(schedule)} stages and needs a list of "
+                                          f"{needed} boundaries, got {value!r}")  # fmt: skip
+        values = [self.number("boundaries", 0.0, value=v) for v in value]
+        inferred = "step" if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "fraction"
+        unit = self.choice("boundary_unit", BOUNDARY_UNITS, inferred)
+        if unit == "fraction":
+            if not all(0 < v < 1 for v in values) or values != sorted(values):
+                raise self.fail("boundaries", f"fractions must lie in (0, 1) and not decrease, got {list(value)}")
+        elif unit == "step":
+            if not all(float(v).is_integer() and 0 < v < steps for v in values) or values != sorted(values):
+                raise self.fail("boundaries", f"step indices must be integers in 1..{steps - 1} that do not "
+                                              f"decrease, got {list(value)}")  # fmt: skip
+        elif not all(0 < v < 1 for v in values) or values != sorted(values, reverse=True):
+            raise self.fail("boundaries", f"sigma thresholds must lie in (0, 1) and not increase (noise falls "
+                                          f"over the trajectory), got {list(value)}")  # fmt: skip
+        return tuple(values), unit
+
+    def guidance(self, models: dict[str, ModelRef]) -> dict[str, float]:
+        value = self.raw.get("guidance_scale", 5.0)
+        if isinstance(value, dict):
+            scales = {}
+            for name, v in value.items():
+                letter = MODEL_ALIASES.get(str(name).lower(), str(name))
+                if letter not in models:
+                    raise self.fail(f"guidance_scale.{name}", f"names no model; declared: {', '.join(models)}")
+                scales[letter] = self.number(f"guidance_scale.{name}", 0.0, value=v)
+            missing = sorted(set(models) - set(scales))
+            if missing:
+                raise self.fail("guidance_scale", f"no scale for model(s) {', '.join(missing)}")
+            return scales
+        scale = self.number("guidance_scale", 5.0)
+        if scale < 0:
+            raise self.fail("guidance_scale", f"must be >= 0, got {scale}")
+        return dict.fromkeys(models, scale)
+
+    def prompts(self) -> tuple[str, ...]:
+        if "prompt" in self.raw and "prompts" in self.raw:
+            raise self.fail("prompts", "give either 'prompt' (one) or 'prompts' (a list), not both")
+        if "prompts" in self.raw:
+            value = self.raw["prompts"]
+            if not isinstance(value, list) or not value or not all(isinstance(p, str) and p.strip() for p in value):
+                raise self.fail("prompts", "expected a non-empty list of non-empty strings")
+            return tuple(p.strip() for p in value)
+        value = self.raw.get("prompt")
+        if not isinstance(value, str) or not value.strip():
+            raise self.fail("prompt", "expected a non-empty string (or 'prompts:' with a list)")
+        return (value.strip(),)
+
+    def device(self) -> str:
+        value = self.raw.get("device", "auto")
+        if not isinstance(value, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", value):
+            raise self.fail("device", f"must be auto, cpu, cuda or cuda:N; got {value!r}")
+        if value.startswith("cuda"):
+            import torch
+
+            if not torch.cuda.is_available():
+                raise self.fail("device", f"{value} was asked for but CUDA is not available on this machine; "
+                                          "use device: cpu or auto")  # fmt: skip
+            index = int(value.partition(":")[2] or 0)
+            if index >= torch.cuda.device_count():
+                raise self.fail("device", f"{value} does not exist; this machine has "
+                                          f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
+        return value
+
+    def output_dir(self) -> str:
+        value = self.string("output_dir", "outputs")
+        path = Path(value).expanduser().resolve()
+        probe = path
+        while not probe.exists():
+            probe = probe.parent
+        if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+            raise self.fail("output_dir", f"{value} is not writable ({probe} is not a writable directory)")
+        return str(path)
+
+    def filename(self) -> str:
+        value = self.string("filename", DEFAULT_FILENAME)
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as e:
+            raise self.fail("filename", f"not a valid template ({e})") from None
+        unknown = fields - set(FILENAME_FIELDS)
+        if unknown or "/" in value or "\\" in value or not value.strip() or value.startswith("."):
+            raise self.fail("filename", f"a file name template without '/', using only "
+                                        f"{{{'}, {'.join(FILENAME_FIELDS)}}}; got {value!r}")  # fmt: skip
+        return value

@@ -1,0 +1,150 @@
+"""Wan 2.1 text-to-video (1.3B / 14B, diffusers format): a thin adapter over diffusers' own components.
+
+Prompt encoding and latent preparation are `WanPipeline`'s own methods, called on a pipeline that holds the shared
+components, so fbgen's LLL is diffusers' result. Only the loop is fbgen's (see `fbgen.sampler`).
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
+from transformers import AutoTokenizer, UMT5EncoderModel
+
+from fbgen.families import FAMILIES
+from fbgen.flops import wan_forward_flops
+from fbgen.sampler import Denoiser
+from fbgen.sources import Source
+
+RULES = FAMILIES["wan"]
+PAIR_KEYS = ("in_channels", "out_channels", "patch_size", "text_dim")  # must match for a shared latent space
+TRANSFORMER = "transformer"
+TEXT_SUBFOLDERS = ["text_encoder", "tokenizer"]
+VAE_SUBFOLDERS = ["vae"]
+
+
+@dataclass
+class Prompt:
+    """Encoded conditioning of one prompt (negative embeddings only when some model uses CFG)."""
+
+    positive: torch.Tensor
+    negative: torch.Tensor | None
+
+
+class WanFamily:
+    """Shared text encoder + VAE, one transformer per schedule letter."""
+
+    rules = RULES
+
+    def __init__(self, transformers: Mapping[str, WanTransformer3DModel], tokenizer, text_encoder, vae, device):
+        self.transformers = dict(transformers)
+        self.device = torch.device(device)
+        self.pipe = WanPipeline(
+            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=None,
+            transformer=next(iter(self.transformers.values())),
+        )  # fmt: skip
+
+    @classmethod
+    def load(
+        cls, transformers: Mapping[str, Source], text: Source, vae: Source, device: str, dtype: torch.dtype
+    ) -> WanFamily:
+        """Load from resolved sources (safetensors only). Transformers stay on the CPU: `Residency` places them."""
+        common = dict(torch_dtype=dtype, use_safetensors=True)
+        models = {
+            letter: WanTransformer3DModel.from_pretrained(src.path, subfolder=TRANSFORMER, **common).eval()
+            for letter, src in transformers.items()
+        }
+        tokenizer = AutoTokenizer.from_pretrained(text.path, subfolder="tokenizer")
+        text_encoder = UMT5EncoderModel.from_pretrained(text.path, subfolder="text_encoder", **common).eval()
+        # Wan's VAE is run in float32, as the official pipelines do.
+        vae_model = AutoencoderKLWan.from_pretrained(
+            vae.path, subfolder="vae", torch_dtype=torch.float32, use_safetensors=True
+        ).eval()
+        return cls(models, tokenizer, text_encoder.to(device), vae_model.to(device), device)
+
+    # -- conditioning ------------------------------------------------------------------------------------------
+    @torch.no_grad()
+    def encode(self, prompts: list[str], negative_prompt: str, cfg: bool) -> list[Prompt]:
+        """Encode every prompt, then free the text encoder (it is not needed again in this process)."""
+        encoded = []
+        for prompt in prompts:
+            positive, negative = self.pipe.encode_prompt(
+                prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=cfg,
+                max_sequence_length=RULES.text_tokens, device=self.device,
+            )  # fmt: skip
+            encoded.append(Prompt(positive, negative))
+        self.free_text_encoder()
+        return encoded
+
+    def free_text_encoder(self) -> None:
+        self.pipe.text_encoder = None
+        gc.collect()
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+
+    # -- sampling ----------------------------------------------------------------------------------------------
+    def latent_shape(self, height: int, width: int, num_frames: int) -> tuple[int, int, int]:
+        temporal, spatial = self.pipe.vae_scale_factor_temporal, self.pipe.vae_scale_factor_spatial
+        return (num_frames - 1) // temporal + 1, height // spatial, width // spatial
+
+    def initial_latents(self, seed: int, height: int, width: int, num_frames: int) -> torch.Tensor:
+        """Noise from a CPU generator: the same seed gives the same video on any device."""
+        generator = torch.Generator("cpu").manual_seed(seed)
+        channels = next(iter(self.transformers.values())).config.in_channels
+        return self.pipe.prepare_latents(
+            1, channels, height, width, num_frames, torch.float32, self.device, generator
+        )
+
+    def denoiser(self, letter: str, prompt: Prompt, guidance_scale: float) -> Denoiser:
+        """The guided velocity of one model, computed as `WanPipeline` does (CFG as two forwards)."""
+        model = self.transformers[letter]
+        dtype = model.dtype
+
+        def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+            x = latents.to(dtype)
+            timestep = t.expand(x.shape[0])
+            with model.cache_context("cond"):
+                cond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.positive,
+                             return_dict=False)[0]  # fmt: skip
+            if guidance_scale <= 1.0:
+                return cond
+            with model.cache_context("uncond"):
+                uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.negative,
+                               return_dict=False)[0]  # fmt: skip
+            return uncond + guidance_scale * (cond - uncond)
+
+        return torch.no_grad()(velocity)
+
+    @torch.no_grad()
+    def decode(self, latents: torch.Tensor) -> np.ndarray:
+        """Latents → uint8 frames (F, H, W, 3), with the VAE's latent normalisation undone as WanPipeline does."""
+        vae = self.pipe.vae
+        latents = latents.to(vae.device, vae.dtype)
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
+        std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
+        video = vae.decode(latents * std + mean, return_dict=False)[0]
+        frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]
+        return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+
+    # -- cost ----------------------------------------------------------------------------------------------------
+    def forward_flops(self, letter: str, height: int, width: int, num_frames: int) -> int:
+        return forward_flops(self.transformers[letter].config, self.latent_shape(height, width, num_frames))
+
+
+def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> int:
+    return wan_forward_flops(transformer_config, latent_shape, RULES.text_tokens)
+
+
+def latent_shape_from_vae(vae_config: Mapping, height: int, width: int, num_frames: int) -> tuple[int, int, int]:
+    """Latent (frames, height, width) from the VAE config alone (for `fbgen plan`, which loads no weights)."""
+    temporal = vae_config.get("scale_factor_temporal", 4)
+    spatial = vae_config.get("scale_factor_spatial", 8)
+    return (num_frames - 1) // temporal + 1, height // spatial, width // spatial
+
+
+Family = WanFamily

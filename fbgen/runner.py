@@ -1,0 +1,290 @@
+"""One job, top to bottom: config → plan → load once → encode → for each prompt: noise → staged loop → decode →
+MP4 → manifest. This is the library API the CLI wraps:
+
+    from fbgen.config import load_config
+    from fbgen.runner import Session
+    session = Session.open(load_config("configs/wan-14b-1.3b-lsl.yaml"))
+    records = session.run()
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+
+import fbgen
+from fbgen.config import RunConfig
+from fbgen.errors import FbgenError, ModelError
+from fbgen.families import load_adapter
+from fbgen.flops import plan_flops
+from fbgen.manifest import environment, now, write_json
+from fbgen.naming import output_name
+from fbgen.residency import Residency
+from fbgen.sampler import sample
+from fbgen.schedule import Plan
+from fbgen.solvers import plan_run
+from fbgen.sources import Source, file_sha256, read_config, resolve
+from fbgen.video import write_mp4
+
+
+class Progress(Protocol):
+    """What the runner reports; the CLI renders it as Rich progress or plain log lines."""
+
+    def item_start(self, index: int, total: int, name: str, plan: Plan) -> None: ...
+    def step(self, index: int, model: str) -> None: ...
+    def item_end(self, record: dict[str, Any]) -> None: ...
+
+
+class NoProgress:
+    def item_start(self, index: int, total: int, name: str, plan: Plan) -> None:
+        pass
+
+    def step(self, index: int, model: str) -> None:
+        pass
+
+    def item_end(self, record: dict[str, Any]) -> None:
+        pass
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+@dataclass
+class Sources:
+    """Every model source a run uses, resolved, with the transformer configs read (no weights yet)."""
+
+    transformers: dict[str, Source]
+    text: Source
+    vae: Source
+    configs: dict[str, dict]
+    vae_config: dict
+
+    @classmethod
+    def open(cls, config: RunConfig, weights: bool = True) -> Sources:
+        """Resolve sources and refuse a pair that cannot share one latent space, before any weights load."""
+        adapter = load_adapter(config.family)
+        used = sorted(set(config.schedule), key=list(config.models).index)
+        large = config.models[config.large]
+        text_ref, vae_ref = config.text_encoder or large, config.vae or large
+        wanted: dict[Any, list[str]] = {}
+        for letter in used:
+            wanted.setdefault(config.models[letter], []).append(adapter.TRANSFORMER)
+        wanted.setdefault(text_ref, []).extend(adapter.TEXT_SUBFOLDERS)
+        wanted.setdefault(vae_ref, []).extend(adapter.VAE_SUBFOLDERS)
+        resolved = {}
+        for ref, subfolders in wanted.items():
+            names = [letter for letter in used if config.models[letter] == ref] or ["text encoder/VAE"]
+            what = f"{config.source}: models.{'/'.join(names)}"
+            resolved[ref] = resolve(ref, sorted(set(subfolders)), what, weights=weights)
+        transformers = {letter: resolved[config.models[letter]] for letter in used}
+        configs = {letter: read_config(src, adapter.TRANSFORMER) for letter, src in transformers.items()}
+        check_pair(configs, adapter.PAIR_KEYS, {letter: config.models[letter].id for letter in used})
+        return cls(transformers, resolved[text_ref], resolved[vae_ref], configs, read_config(resolved[vae_ref], "vae"))
+
+
+def check_pair(configs: dict[str, dict], keys: tuple[str, ...], ids: dict[str, str]) -> None:
+    """Models of one run must agree on everything that defines the latent space and the conditioning."""
+    first = next(iter(configs))
+    for letter, cfg in configs.items():
+        for key in keys:
+            a, b = configs[first].get(key), cfg.get(key)
+            if a != b:
+                raise ModelError(
+                    f"models {first} ({ids[first]}) and {letter} ({ids[letter]}) cannot share a latent space: "
+                    f"{key} is {a} vs {b}"
+                )
+
+
+def plan_flops_for(config: RunConfig, plan: Plan, sources: Sources) -> dict[str, Any]:
+    """Analytic FLOPs of the run, from the transformer and VAE configs alone."""
+    adapter = load_adapter(config.family)
+    shape = adapter.latent_shape_from_vae(sources.vae_config, config.height, config.width, config.num_frames)
+    per_forward = {m: adapter.forward_flops(cfg, shape) for m, cfg in sources.configs.items()}
+    return plan_flops(plan, per_forward, config.guidance_scale)
+
+
+@dataclass
+class Session:
+    """Components loaded once for a config; `generate` makes one video, `run` all of the config's prompts."""
+
+    config: RunConfig
+    sources: Sources
+    family: Any
+    residency: Residency
+    device: torch.device
+    dtype: torch.dtype
+    load_s: float
+    progress: Progress = field(default_factory=NoProgress)
+
+    @classmethod
+    def open(cls, config: RunConfig, progress: Progress | None = None) -> Session:
+        start = time.perf_counter()
+        device = resolve_device(config.device)
+        dtype = resolve_dtype(config.dtype, device)
+        sources = Sources.open(config)
+        adapter = load_adapter(config.family)
+        try:
+            family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)
+        except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
+            raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
+        if config.compile:
+            for model in family.transformers.values():
+                model.compile_repeated_blocks(fullgraph=True)
+        residency = Residency(family.transformers, config.offload, device)
+        _sync(device)
+        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start,
+                   progress or NoProgress())  # fmt: skip
+
+    def run(self) -> list[dict[str, Any]]:
+        """Every prompt of the config, encoded up front (then the text encoder is freed), one video each."""
+        config = self.config
+        start = time.perf_counter()
+        encoded = self.family.encode(list(config.prompts), config.negative_prompt, uses_cfg(config))
+        encode_s = (time.perf_counter() - start) / len(config.prompts)
+        return [
+            self.generate(config, prompt, cond, config.seed, index, len(config.prompts), encode_s=encode_s)
+            for index, (prompt, cond) in enumerate(zip(config.prompts, encoded))
+        ]
+
+    def generate(self, config: RunConfig, prompt: str, cond: Any, seed: int, index: int = 0, total: int = 1,
+                 encode_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
+        """One video: noise from `seed`, the staged loop over the plan, decode, MP4, manifest. Returns the record."""
+        t_start = time.perf_counter()
+        scheduler, plan = plan_run(config, str(self.device))
+        flops = plan_flops_for(config, plan, self.sources)
+        name = output_name(config.filename, prompt=prompt, seed=seed, schedule=plan.tag(), steps=config.steps,
+                           index=index)  # fmt: skip
+        out_dir = Path(config.output_dir)
+        mp4, manifest = out_dir / f"{name}.mp4", out_dir / f"{name}.json"
+        self.progress.item_start(index, total, name, plan)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+
+        latents = self.family.initial_latents(seed, config.height, config.width, config.num_frames)
+        denoisers = {m: self.family.denoiser(m, cond, config.guidance_scale[m]) for m in set(plan.models)}
+        stage_times = _StageClock(plan, self.device, self.progress.step)
+        place = self.residency.hook(plan.models)
+
+        def before_step(i: int, model: str) -> None:
+            place(i, model)
+            stage_times.before(i)
+
+        t0 = time.perf_counter()
+        latents = sample(scheduler, plan.models, denoisers, latents, before_step, stage_times.after)
+        self.residency.finish()
+        if not torch.isfinite(latents).all():
+            raise FbgenError(f"{name}: NaN or inf in the latents after denoising (try dtype: float32 or bfloat16)")
+        t1 = time.perf_counter()
+        frames = self.family.decode(latents)
+        _sync(self.device)
+        t2 = time.perf_counter()
+        out_dir.mkdir(parents=True, exist_ok=True)
+        write_mp4(frames, mp4, config.fps)
+        t3 = time.perf_counter()
+
+        stages = [
+            {"model": s.model, "start": s.start, "end": s.end, "flops": sum(flops["per_step"][s.start:s.end]),
+             "wall_s": stage_times.wall[k]}
+            for k, s in enumerate(plan.stages)
+        ]  # fmt: skip
+        record = {
+            "fbgen_version": fbgen.__version__,
+            "created": now(),
+            "status": "done",
+            "name": name,
+            "prompt": prompt,
+            "negative_prompt": config.negative_prompt,
+            "seed": seed,
+            "generator_device": "cpu",
+            "family": config.family,
+            "models": {m: {**src.pin(), "used": m in plan.models} for m, src in self.sources.transformers.items()},
+            "text_encoder": self.sources.text.pin(),
+            "vae": self.sources.vae.pin(),
+            "schedule": config.schedule,
+            "boundaries": list(config.boundaries),
+            "boundary_unit": config.boundary_unit,
+            "steps": config.steps,
+            "solver": config.solver,
+            "shift": config.shift,
+            "guidance_scale": config.guidance_scale,
+            "plan": [
+                {"step": i, "model": m, "timestep": t, "sigma": s}
+                for i, (m, t, s) in enumerate(zip(plan.models, plan.timesteps, plan.sigmas))
+            ],
+            "height": config.height,
+            "width": config.width,
+            "num_frames": config.num_frames,
+            "fps": config.fps,
+            "output": str(mp4),
+            "sha256": file_sha256(mp4),
+            "stages": stages,
+            "flops": {k: v for k, v in flops.items() if k != "per_step"},
+            "wall_s": {
+                "load": self.load_s,
+                "encode": encode_s,
+                "denoise": t1 - t0,
+                "decode": t2 - t1,
+                "write": t3 - t2,
+                "total": time.perf_counter() - t_start + encode_s,
+            },
+            "peak_memory_bytes": _peak_memory(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "offload": config.offload,
+            "compile": config.compile,
+            **environment(self.device),
+            "config": config.to_dict(),
+        }
+        write_json(manifest, record)
+        self.progress.item_end(record)
+        return record
+
+
+def uses_cfg(config: RunConfig) -> bool:
+    return any(config.guidance_scale[m] > 1.0 for m in set(config.schedule))
+
+
+class _StageClock:
+    """Wall time per stage; synchronises only at stage boundaries so it does not stall the GPU every step."""
+
+    def __init__(self, plan: Plan, device: torch.device, on_step: Callable[[int, str], None]):
+        self.starts = {s.start: k for k, s in enumerate(plan.stages)}
+        self.ends = {s.end - 1: k for k, s in enumerate(plan.stages)}
+        self.wall = [0.0] * len(plan.stages)
+        self.device, self.on_step, self.t = device, on_step, 0.0
+
+    def before(self, i: int) -> None:
+        if i in self.starts:
+            _sync(self.device)
+            self.t = time.perf_counter()
+
+    def after(self, i: int, model: str, latents: torch.Tensor) -> None:
+        if i in self.ends:
+            _sync(self.device)
+            self.wall[self.ends[i]] = time.perf_counter() - self.t
+        self.on_step(i, model)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _peak_memory(device: torch.device) -> dict[str, int | None]:
+    if device.type != "cuda":
+        return {"allocated": None, "reserved": None}
+    return {"allocated": torch.cuda.max_memory_allocated(device), "reserved": torch.cuda.max_memory_reserved(device)}
+

@@ -1,0 +1,43 @@
+"""The staged sampling loop: one scheduler, one velocity model per step as the plan says. Knows no family.
+
+In the style of k-diffusion's samplers: a short function over callables, state in locals. Because a single
+scheduler instance runs the whole trajectory, multistep solvers (UniPC) keep their history across a model switch —
+exactly as if one model had produced every velocity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+
+import torch
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
+"""(latents, timestep, step index) → guided velocity prediction."""
+
+StepHook = Callable[[int, str], None]
+"""(step index, model letter) → None; called before each step (residency uses it to swap and prefetch)."""
+
+
+def sample(
+    scheduler: SchedulerMixin,
+    models: Sequence[str],
+    denoisers: Mapping[str, Denoiser],
+    latents: torch.Tensor,
+    before_step: StepHook | None = None,
+    after_step: Callable[[int, str, torch.Tensor], None] | None = None,
+) -> torch.Tensor:
+    """Run every step of `scheduler.timesteps`, asking `denoisers[models[i]]` for the velocity at step i."""
+    timesteps = scheduler.timesteps
+    if len(models) != len(timesteps):
+        raise ValueError(f"plan has {len(models)} steps but the scheduler has {len(timesteps)} timesteps")
+    scheduler.set_begin_index(0)
+    for i, t in enumerate(timesteps):
+        model = models[i]
+        if before_step is not None:
+            before_step(i, model)
+        velocity = denoisers[model](latents, t, i)
+        latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
+        if after_step is not None:
+            after_step(i, model, latents)
+    return latents

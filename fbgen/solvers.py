@@ -1,0 +1,28 @@
+"""The diffusers scheduler for a run: one instance spans every stage of the trajectory."""
+
+from __future__ import annotations
+
+from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from fbgen.config import RunConfig
+from fbgen.schedule import Plan, build_plan
+
+
+def make_scheduler(solver: str, shift: float) -> SchedulerMixin:
+    """UniPC with flow sigmas (the Wan 2.1 default) or flow-matching Euler, both with the given time shift."""
+    if solver == "unipc":
+        return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
+    if solver == "euler":
+        return FlowMatchEulerDiscreteScheduler(shift=shift)
+    raise ValueError(f"unknown solver {solver!r}")
+
+
+def plan_run(config: RunConfig, device: str = "cpu") -> tuple[SchedulerMixin, Plan]:
+    """A fresh scheduler with timesteps set, and the per-step model plan over those timesteps."""
+    scheduler = make_scheduler(config.solver, config.shift)
+    scheduler.set_timesteps(config.steps, device=device)
+    sigmas = [float(s) for s in scheduler.sigmas[: config.steps]]
+    timesteps = [float(t) for t in scheduler.timesteps]
+    plan = build_plan(config.schedule, config.boundaries, config.boundary_unit, timesteps, sigmas)
+    return scheduler, plan
