@@ -104,16 +104,20 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None, **c
         raw = {}
     if not isinstance(raw, dict):
         raise BadInput(f"{path}: a run config must be a YAML mapping of keys, got {type(raw).__name__}")
+    overridden = set()
     for item in overrides or []:
-        apply_override(raw, item, str(path))
+        overridden.add(apply_override(raw, item))
     for key, value in cli.items():
         if value is not None:
             raw[key] = value
-    return validate(raw, str(path))
+            overridden.add(key)
+    return validate(raw, str(path), overridden)
 
 
-def apply_override(raw: dict, item: str, source: str = "--set") -> None:
-    """`a.b=value`: the value is parsed as YAML (so `steps=30` is an int, `boundaries=[0.3,0.8]` a list)."""
+def apply_override(raw: dict, item: str) -> str:
+    """`a.b=value`: the value is parsed as YAML (so `steps=30` is an int, `boundaries=[0.3,0.8]` a list).
+
+    Returns the top-level key it set, so errors can name `--set KEY` rather than the file."""
     key, sep, text = item.partition("=")
     if not sep or not key.strip():
         raise BadInput(f"--set {item!r}: expected key=value, e.g. --set steps=30 or --set models.S=path/to/model")
@@ -122,25 +126,30 @@ def apply_override(raw: dict, item: str, source: str = "--set") -> None:
     except yaml.YAMLError:
         value = text
     parts = key.strip().split(".")
+    if parts[0] in ("models", "guidance_scale") and len(parts) == 2:
+        if isinstance(raw.get(parts[0]), dict):  # `small:` in the file and `--set models.S=` mean one model
+            raw[parts[0]] = {MODEL_ALIASES.get(str(k).lower(), k): v for k, v in raw[parts[0]].items()}
+        parts[1] = MODEL_ALIASES.get(parts[1].lower(), parts[1])
     node = raw
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):
             node[part] = {}
         node = node[part]
     node[parts[-1]] = value
+    return parts[0]
 
 
-def validate(raw: Mapping[str, Any], source: str = "<config>") -> RunConfig:
+def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[str] | None = None) -> RunConfig:
     """Check every key and return the resolved config; the first problem found raises `BadInput`."""
-    c = _Checker(raw, source)
+    c = _Checker(raw, source, overridden or set())
     for key in raw:
         if key not in KEYS:
             hint = difflib.get_close_matches(str(key), KEYS, n=1)
             did_you_mean = f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {', '.join(KEYS)}"
-            raise BadInput(f"{source}: unknown key '{key}'{did_you_mean}")
+            raise c.fail(str(key), f"unknown key{did_you_mean}")
     for key, what in NOT_YET.items():
         if raw.get(key) not in (None, False, "none", {}):
-            raise BadInput(f"{source}: key '{key}': {what} are not supported yet by this fbgen version; remove the key")
+            raise c.fail(key, f"{what} are not supported yet by this fbgen version; remove the key")
 
     family = c.choice("family", tuple(FAMILIES), "wan")
     rules = FAMILIES[family]
@@ -154,16 +163,12 @@ def validate(raw: Mapping[str, Any], source: str = "<config>") -> RunConfig:
     num_frames = c.integer("num_frames", frames_default, minimum=1)
     if height % rules.size_multiple or width % rules.size_multiple:
         key = "height" if height % rules.size_multiple else "width"
-        raise BadInput(
-            f"{source}: key '{key}': {family} needs height and width divisible by {rules.size_multiple}, "
-            f"got {height}x{width}"
-        )
+        raise c.fail(key, f"{family} needs height and width divisible by {rules.size_multiple}, got {height}x{width}")
     if (num_frames - 1) % rules.frame_step:
         k = (num_frames - 1) // rules.frame_step
-        raise BadInput(
-            f"{source}: key 'num_frames': {family} needs {rules.frame_step}k+1 frames "
-            f"(e.g. {rules.frame_step * k + 1} or {rules.frame_step * (k + 1) + 1}), got {num_frames}"
-        )
+        raise c.fail("num_frames", f"{family} needs {rules.frame_step}k+1 frames "
+                                   f"(e.g. {rules.frame_step * k + 1} or {rules.frame_step * (k + 1) + 1}), "
+                                   f"got {num_frames}")  # fmt: skip
     return RunConfig(
         family=family,
         models=models,
@@ -196,11 +201,13 @@ def validate(raw: Mapping[str, Any], source: str = "<config>") -> RunConfig:
 class _Checker:
     """Typed getters that raise one-line `BadInput` errors naming the source file and key."""
 
-    def __init__(self, raw: Mapping[str, Any], source: str):
-        self.raw, self.source = raw, source
+    def __init__(self, raw: Mapping[str, Any], source: str, overridden: set[str]):
+        self.raw, self.source, self.overridden = raw, source, overridden
 
     def fail(self, key: str, message: str) -> BadInput:
-        return BadInput(f"{self.source}: key '{key}': {message}")
+        top = key.split(".")[0]
+        where = f"--set {key}" if top in self.overridden else f"{self.source}: key '{key}'"
+        return BadInput(f"{where}: {message}")
 
     def integer(self, key: str, default: int, minimum: int | None = None) -> int:
         value = self.raw.get(key, default)

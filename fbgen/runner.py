@@ -9,6 +9,7 @@ MP4 → manifest. This is the library API the CLI wraps:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 
 import fbgen
 from fbgen.config import RunConfig
-from fbgen.errors import FbgenError, ModelError
+from fbgen.errors import BadInput, FbgenError, ModelError
 from fbgen.families import load_adapter
 from fbgen.flops import plan_flops
 from fbgen.manifest import environment, now, write_json
@@ -133,6 +134,7 @@ class Session:
     @classmethod
     def open(cls, config: RunConfig, progress: Progress | None = None) -> Session:
         start = time.perf_counter()
+        prepare_output_dir(config)
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
         sources = Sources.open(config)
@@ -160,6 +162,22 @@ class Session:
             for index, (prompt, cond) in enumerate(zip(config.prompts, encoded))
         ]
 
+    def denoise(self, config: RunConfig, plan: Plan, scheduler: Any, cond: Any, seed: int
+                ) -> tuple[torch.Tensor, list[float]]:  # fmt: skip
+        """The staged loop alone: seeded noise → final latents, and the wall time of each stage of the plan."""
+        latents = self.family.initial_latents(seed, config.height, config.width, config.num_frames)
+        denoisers = {m: self.family.denoiser(m, cond, config.guidance_scale[m]) for m in set(plan.models)}
+        clock = _StageClock(plan, self.device, self.progress.step)
+        place = self.residency.hook(plan.models)
+
+        def before_step(i: int, model: str) -> None:
+            place(i, model)
+            clock.before(i)
+
+        latents = sample(scheduler, plan.models, denoisers, latents, before_step, clock.after)
+        self.residency.finish()
+        return latents, clock.wall
+
     def generate(self, config: RunConfig, prompt: str, cond: Any, seed: int, index: int = 0, total: int = 1,
                  encode_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
         """One video: noise from `seed`, the staged loop over the plan, decode, MP4, manifest. Returns the record."""
@@ -174,18 +192,8 @@ class Session:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
 
-        latents = self.family.initial_latents(seed, config.height, config.width, config.num_frames)
-        denoisers = {m: self.family.denoiser(m, cond, config.guidance_scale[m]) for m in set(plan.models)}
-        stage_times = _StageClock(plan, self.device, self.progress.step)
-        place = self.residency.hook(plan.models)
-
-        def before_step(i: int, model: str) -> None:
-            place(i, model)
-            stage_times.before(i)
-
         t0 = time.perf_counter()
-        latents = sample(scheduler, plan.models, denoisers, latents, before_step, stage_times.after)
-        self.residency.finish()
+        latents, stage_wall = self.denoise(config, plan, scheduler, cond, seed)
         if not torch.isfinite(latents).all():
             raise FbgenError(f"{name}: NaN or inf in the latents after denoising (try dtype: float32 or bfloat16)")
         t1 = time.perf_counter()
@@ -198,7 +206,7 @@ class Session:
 
         stages = [
             {"model": s.model, "start": s.start, "end": s.end, "flops": sum(flops["per_step"][s.start:s.end]),
-             "wall_s": stage_times.wall[k]}
+             "wall_s": stage_wall[k]}
             for k, s in enumerate(plan.stages)
         ]  # fmt: skip
         record = {
@@ -251,6 +259,19 @@ class Session:
         write_json(manifest, record)
         self.progress.item_end(record)
         return record
+
+
+def prepare_output_dir(config: RunConfig) -> Path:
+    """Create the output directory and prove it takes files, before any model loads (exit 2, not a lost render)."""
+    path = Path(config.output_dir)
+    probe = path / f".fbgen-write-test.{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"{config.source}: key 'output_dir': {path} is not writable ({e.strerror or e})") from None
+    return path
 
 
 def uses_cfg(config: RunConfig) -> bool:

@@ -9,6 +9,7 @@ the revision; a local directory is pinned by a sha256 over its files (cached by 
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import os
 import re
@@ -109,3 +110,18 @@ def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
         while block := f.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def parameter_count(source: Source, subfolder: str) -> int | None:
+    """Parameters of a component from its safetensors headers (no tensor is read); None if weights are absent."""
+    from safetensors import safe_open
+
+    files = sorted((source.path / subfolder).glob("*.safetensors"))
+    if not files:
+        return None
+    total = 0
+    for file in files:
+        with safe_open(str(file), framework="pt") as f:
+            for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
+                total += math.prod(f.get_slice(key).get_shape())
+    return total

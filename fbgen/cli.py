@@ -1,0 +1,227 @@
+"""The `fbgen` command: thin Typer shells over `fbgen.config`, `fbgen.runner` and friends.
+
+Errors a user can fix print one line and exit 2 (bad input) or 3 (model); Ctrl-C/SIGTERM exit 130; a traceback
+only with --debug.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+import fbgen
+from fbgen.errors import EXIT_INTERRUPTED, FbgenError
+
+app = typer.Typer(
+    name="fbgen",
+    help="FlowBlending video generation: large model early and late, small model in the middle (LSL).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+SetOption = Annotated[
+    list[str] | None, typer.Option("--set", help="Override a config key with the same checks: --set steps=30.")
+]
+ScheduleOption = Annotated[str | None, typer.Option("--schedule", help="Schedule string, e.g. LSL, LLL, SSS.")]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
+DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"fbgen {fbgen.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """FlowBlending: stage-aware multi-model sampling for Wan 2.1 (and, later, LTX-Video)."""
+
+
+def _guarded(debug: bool, body: Callable[[], int]) -> None:
+    """Run a command body, turning known failures into one line and an exit code."""
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        code = body()
+    except FbgenError as e:
+        if debug:
+            traceback.print_exc()
+        print(f"fbgen: error: {e}", file=sys.stderr)
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        print("fbgen: interrupted; no partial file was left under a final name", file=sys.stderr)
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except Exception as e:  # an fbgen bug or an unexpected library failure
+        if debug:
+            traceback.print_exc()
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"fbgen: error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        raise typer.Exit(1) from None
+    raise typer.Exit(code)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _quiet_libraries() -> None:
+    """diffusers/transformers progress bars and info logs would interleave with fbgen's own output."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).", show_default=False)],
+    set_: SetOption = None,
+    schedule: ScheduleOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (overrides output_dir).")] = None,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Generate the config's video(s): MP4 + a JSON manifest each.
+
+    Example: fbgen run configs/wan2.1-14b-1.3b-lsl.yaml --set seed=7 --schedule LSL --out outputs/
+    """
+
+    def body() -> int:
+        from fbgen.config import load_config
+        from fbgen.reporting import LogProgress, QuietProgress, RichProgress, summary_table
+        from fbgen.runner import Session
+
+        cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
+        _quiet_libraries()
+        console = Console()
+        tty = console.is_terminal and not quiet and not json_
+        progress = RichProgress(console) if tty else QuietProgress() if (quiet or json_) else LogProgress()
+        with progress:
+            session = Session.open(cfg, progress)
+            records = session.run()
+        if json_:
+            print(json.dumps({"exit_code": 0, "items": [_brief(r) for r in records]}, indent=2))
+        elif tty:
+            console.print(summary_table(records))
+        return 0
+
+    _guarded(debug, body)
+
+
+def _brief(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "status": record["status"],
+        "output": record["output"],
+        "manifest": str(Path(record["output"]).with_suffix(".json")),
+        "sha256": record["sha256"],
+        "seed": record["seed"],
+        "schedule": record["schedule"],
+        "wall_s": record["wall_s"]["total"],
+        "flops": record["flops"]["total"],
+        "flops_ratio": record["flops"]["ratio"],
+    }
+
+
+@app.command()
+def plan(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML).", show_default=False)],
+    set_: SetOption = None,
+    schedule: ScheduleOption = None,
+    json_: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Show the resolved config, which model runs each step, FLOPs and memory — without loading any weights.
+
+    Example: fbgen plan configs/wan2.1-14b-1.3b-lsl.yaml --set boundaries=[0.3,0.8]
+    """
+
+    def body() -> int:
+        from fbgen.config import load_config
+        from fbgen.reporting import plan_table, tflop
+        from fbgen.runner import Sources, plan_flops_for, resolve_device, resolve_dtype
+        from fbgen.solvers import plan_run
+        from fbgen.sources import parameter_count
+
+        cfg = load_config(config, set_, schedule=schedule)
+        _quiet_libraries()
+        _, the_plan = plan_run(cfg)
+        sources = Sources.open(cfg, weights=False)
+        flops = plan_flops_for(cfg, the_plan, sources)
+        itemsize = resolve_dtype(cfg.dtype, resolve_device(cfg.device)).itemsize
+        params = {m: parameter_count(src, "transformer") for m, src in sources.transformers.items()}
+        memory = _memory_plan(params, itemsize, the_plan, cfg.offload)
+        if json_:
+            data = {"config": cfg.to_dict(), "plan": [
+                {"step": i, "model": m, "timestep": t, "sigma": s, "flops": f}
+                for i, (m, t, s, f) in enumerate(zip(the_plan.models, the_plan.timesteps, the_plan.sigmas,
+                                                     flops["per_step"]))
+            ], "flops": {k: v for k, v in flops.items() if k != "per_step"}, "memory": memory}  # fmt: skip
+            print(json.dumps(data, indent=2))
+            return 0
+        console = Console()
+        console.print(_config_table(cfg.to_dict()))
+        console.print(plan_table(the_plan, flops["per_step"], flops))
+        for m, f in flops["per_forward"].items():
+            console.print(f"model {m}: {tflop(f)} TFLOP per forward (guidance {cfg.guidance_scale[m]})")
+        console.print(f"FLOPs: {flops['convention']}")
+        for line in memory["lines"]:
+            console.print(line)
+        return 0
+
+    _guarded(debug, body)
+
+
+def _config_table(data: dict[str, Any]) -> Table:
+    table = Table(title="resolved config", show_header=False)
+    for key, value in data.items():
+        table.add_row(key, json.dumps(value, default=str) if not isinstance(value, str) else value)
+    return table
+
+
+def _memory_plan(params: dict[str, int | None], itemsize: int, the_plan: Any, offload: str) -> dict[str, Any]:
+    """Transformer weight bytes on the GPU per offload mode (activations, text encoder and VAE not included)."""
+    sizes = {m: None if p is None else p * itemsize for m, p in params.items()}
+    lines = [
+        f"model {m}: {'weights not available locally' if b is None else f'{params[m]:,} params, {b / 2**30:.3f} GiB'}"
+        for m, b in sizes.items()
+    ]  # fmt: skip
+    resident = None
+    if all(b is not None for b in sizes.values()):
+        if offload == "none":
+            resident = sum(sizes.values())
+        elif offload == "idle":
+            stages = the_plan.stages
+            pairs = [sizes[a.model] + sizes[b.model] for a, b in zip(stages, stages[1:])]
+            resident = max(pairs or [sizes[stages[0].model]])
+        lines.append(
+            f"offload {offload}: transformer weights on the GPU at peak ≈ "
+            + (f"{resident / 2**30:.3f} GiB" if resident is not None else "one block group at a time")
+        )
+    return {"weights_bytes": sizes, "resident_weights_bytes": resident, "lines": lines}
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

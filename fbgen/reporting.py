@@ -1,0 +1,109 @@
+"""How a run shows itself: Rich progress and tables on a TTY, plain log lines in farm logs, nothing with --quiet."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from fbgen.schedule import Plan
+
+
+def tflop(flops: float) -> str:
+    return f"{flops / 1e12:,.3f}" if flops >= 1e9 else f"{flops / 1e12:.3g}"
+
+
+class RichProgress:
+    """A step bar per video whose description names the model running now."""
+
+    def __init__(self, console: Console):
+        self.console = console
+        self.bar = Progress(
+            TextColumn("[bold]{task.fields[name]}"), TextColumn("model [cyan]{task.fields[model]}"), BarColumn(),
+            MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False,
+        )  # fmt: skip
+        self.task = None
+
+    def __enter__(self) -> RichProgress:
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.stop()
+
+    def item_start(self, index: int, total: int, name: str, plan: Plan) -> None:
+        label = f"[{index + 1}/{total}] {name}" if total > 1 else name
+        self.task = self.bar.add_task("", total=plan.steps, name=label, model=plan.models[0])
+        self.plan = plan
+
+    def step(self, index: int, model: str) -> None:
+        upcoming = self.plan.models[min(index + 1, self.plan.steps - 1)]
+        self.bar.update(self.task, advance=1, model=upcoming)
+
+    def item_end(self, record: dict[str, Any]) -> None:
+        pass
+
+
+class LogProgress:
+    """One line per stage and per finished video: readable in a SLURM log, no control characters."""
+
+    def __init__(self, stream=None):
+        self.stream = stream or sys.stdout
+
+    def __enter__(self) -> LogProgress:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} fbgen: {message}", file=self.stream, flush=True)
+
+    def item_start(self, index: int, total: int, name: str, plan: Plan) -> None:
+        self.plan, self.prefix = plan, f"[{index + 1}/{total}] {name}"
+        stages = ", ".join(f"{s.model}[{s.start},{s.end})" for s in plan.stages)
+        self.log(f"{self.prefix}: {plan.steps} steps, stages {stages}")
+
+    def step(self, index: int, model: str) -> None:
+        stage = next(s for s in self.plan.stages if s.start <= index < s.end)
+        if index == stage.end - 1:
+            self.log(f"{self.prefix}: stage {model} steps {stage.start}-{stage.end - 1} done")
+
+    def item_end(self, record: dict[str, Any]) -> None:
+        wall, flops = record["wall_s"], record["flops"]
+        self.log(f"{self.prefix}: wrote {record['output']} ({wall['total']:.1f} s, {tflop(flops['total'])} TFLOP, "
+                 f"{100 * flops['saving']:.1f}% fewer FLOPs than large-only)")  # fmt: skip
+
+
+class QuietProgress(LogProgress):
+    def log(self, message: str) -> None:
+        pass
+
+
+def summary_table(records: list[dict[str, Any]]) -> Table:
+    table = Table(title="fbgen run")
+    for column in ("video", "schedule", "wall s", "denoise s", "TFLOP", "vs large-only"):
+        table.add_column(column, justify="left" if column == "video" else "right")
+    for r in records:
+        table.add_row(
+            r["output"], r["schedule"], f"{r['wall_s']['total']:.2f}", f"{r['wall_s']['denoise']:.2f}",
+            tflop(r["flops"]["total"]), f"{r['flops']['ratio']:.3f}× ({100 * r['flops']['saving']:.1f}% saved)",
+        )  # fmt: skip
+    return table
+
+
+def plan_table(plan: Plan, per_step: list[int], flops: dict[str, Any]) -> Table:
+    table = Table(title=f"plan: {plan.schedule} over {plan.steps} steps")
+    for column in ("step", "timestep", "sigma", "model", "TFLOP"):
+        table.add_column(column, justify="right")
+    for i, (m, t, s) in enumerate(zip(plan.models, plan.timesteps, plan.sigmas)):
+        table.add_row(str(i), f"{t:.1f}", f"{s:.4f}", m, tflop(per_step[i]))
+    table.add_section()
+    table.add_row("total", "", "", "", tflop(flops["total"]))
+    table.add_row("large-only", "", "", "", tflop(flops["large_only"]))
+    table.add_row("saving", "", "", "", f"{100 * flops['saving']:.1f}%")
+    return table

@@ -1,0 +1,44 @@
+"""Tiny Wan pairs built once per test session, saved in diffusers format and loaded through the real path."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
+os.environ.setdefault("FBGEN_CACHE", "/tmp/fbgen-test-cache")
+
+
+@pytest.fixture(scope="session")
+def tiny_pair(tmp_path_factory) -> dict[str, Path]:
+    from fbgen.tiny import build_tiny_wan
+
+    return build_tiny_wan(tmp_path_factory.mktemp("models"))
+
+
+@pytest.fixture
+def write_config(tmp_path, tiny_pair):
+    """Write a small, fast run config (overrides as keyword arguments) and return its path."""
+
+    def write(**overrides) -> Path:
+        data = {
+            "family": "wan",
+            "models": {"large": str(tiny_pair["large"]), "small": str(tiny_pair["small"])},
+            "schedule": "LSL",
+            "steps": 6,
+            "height": 32,
+            "width": 48,
+            "num_frames": 5,
+            "prompt": "a red cat runs left",
+            "output_dir": str(tmp_path / "out"),
+            "device": "cpu",
+        }
+        data.update(overrides)
+        path = tmp_path / "run.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write
