@@ -130,6 +130,8 @@ def apply_override(raw: dict, item: str) -> str:
         if isinstance(raw.get(parts[0]), dict):  # `small:` in the file and `--set models.S=` mean one model
             raw[parts[0]] = {MODEL_ALIASES.get(str(k).lower(), k): v for k, v in raw[parts[0]].items()}
         parts[1] = MODEL_ALIASES.get(parts[1].lower(), parts[1])
+    if parts == ["prompt"] or parts == ["prompts"]:  # one replaces the other
+        raw.pop("prompts" if parts == ["prompt"] else "prompt", None)
     node = raw
     for part in parts[:-1]:
         if not isinstance(node.get(part), dict):

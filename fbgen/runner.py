@@ -134,10 +134,10 @@ class Session:
     @classmethod
     def open(cls, config: RunConfig, progress: Progress | None = None) -> Session:
         start = time.perf_counter()
-        prepare_output_dir(config)
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
-        sources = Sources.open(config)
+        sources = Sources.open(config)  # missing or mismatched models fail here, before anything is written
+        prepare_output_dir(config)
         adapter = load_adapter(config.family)
         try:
             family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)

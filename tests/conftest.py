@@ -36,6 +36,8 @@ def write_config(tmp_path, tiny_pair):
             "output_dir": str(tmp_path / "out"),
             "device": "cpu",
         }
+        if "prompts" in overrides:
+            data.pop("prompt")
         data.update(overrides)
         path = tmp_path / "run.yaml"
         path.write_text(yaml.safe_dump(data))
