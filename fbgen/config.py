@@ -295,13 +295,14 @@ class _Checker:
             if needed == 2:
                 value = list(PAPER_BOUNDARIES)
             else:
-                raise self.fail("boundaries", f"schedule {schedule} needs {needed} boundaries, e.g. "
-                                              f"{[round((i + 1) / len(schedule), 2) for i in range(needed)]}")  # fmt: skip
+                example = [round((i + 1) / len(schedule), 2) for i in range(needed)]
+                raise self.fail("boundaries", f"schedule {schedule} needs {needed} boundaries, e.g. {example}")
         if not isinstance(value, (list, tuple)) or len(value) != needed:
             raise self.fail("boundaries", f"schedule {schedule} has {len(schedule)} stages and needs a list of "
                                           f"{needed} boundaries, got {value!r}")  # fmt: skip
         values = [self.number("boundaries", 0.0, value=v) for v in value]
-        inferred = "step" if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value) else "fraction"
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+        inferred = "step" if value and ints else "fraction"
         unit = self.choice("boundary_unit", BOUNDARY_UNITS, inferred)
         if unit == "fraction":
             if not all(0 < v < 1 for v in values) or values != sorted(values):

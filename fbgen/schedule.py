@@ -81,4 +81,4 @@ def build_plan(
     models: list[str] = []
     for letter, start, end in zip(schedule, starts, starts[1:]):
         models += [letter] * max(0, end - max(start, len(models)))
-    return Plan(schedule, tuple(starts[:-1]), tuple(models), tuple(float(t) for t in timesteps), tuple(float(s) for s in sigmas))
+    return Plan(schedule, tuple(starts[:-1]), tuple(models), tuple(map(float, timesteps)), tuple(map(float, sigmas)))

@@ -9,8 +9,8 @@ the revision; a local directory is pinned by a sha256 over its files (cached by 
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import os
 import re
 from dataclasses import dataclass

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"tiny random-weight Wan pair already at {root}")
         return
     paths = build_tiny_wan(root)
-    print(f"wrote tiny random-weight Wan pair (NOT trained; for demos and tests): {', '.join(map(str, paths.values()))}")
+    print(f"wrote tiny random-weight Wan pair (NOT trained): {', '.join(map(str, paths.values()))}")
 
 
 if __name__ == "__main__":

@@ -20,17 +20,18 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int) -> Path:
     frames = _even(np.asarray(frames, dtype=np.uint8))
     _, height, width, _ = frames.shape
     tmp = partial_path(path)
+    writer = imageio_ffmpeg.write_frames(
+        str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
+        macro_block_size=1, quality=8, ffmpeg_log_level="error", output_params=["-movflags", "+faststart"],
+    )  # fmt: skip
     try:
-        writer = imageio_ffmpeg.write_frames(
-            str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-            macro_block_size=1, quality=8, ffmpeg_log_level="error", output_params=["-movflags", "+faststart"],
-        )  # fmt: skip
         writer.send(None)
         for frame in frames:
             writer.send(np.ascontiguousarray(frame))
         writer.close()
         os.replace(tmp, path)
     finally:
+        writer.close()  # ffmpeg must exit before its file is removed, or it re-creates it
         tmp.unlink(missing_ok=True)
     return path
 

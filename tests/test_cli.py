@@ -155,3 +155,34 @@ def test_version_help_and_quiet(write_config):
 def test_console_script_is_installed():
     exe = Path(sys.executable).with_name("fbgen")
     assert exe.exists() and os.access(exe, os.X_OK)
+
+
+def test_shipped_configs_validate():
+    from fbgen.config import load_config
+
+    root = Path(__file__).parents[1] / "configs"
+    schedules = {p.name: load_config(p, ["device=cpu"]).schedule for p in root.glob("*.yaml")}
+    assert schedules["wan2.1-14b-1.3b-lsl.yaml"] == "LSL"
+    assert schedules["wan2.1-14b-lll.yaml"] == "LLL" and schedules["wan2.1-1.3b-sss.yaml"] == "SSS"
+
+
+def test_plan_at_full_wan_size_from_configs_alone(tmp_path):
+    """The real 14B/1.3B configs (no weights anywhere): plan gives the published per-forward FLOPs."""
+    from test_flops import WAN_1_3B, WAN_14B
+
+    for name, cfg in (("14b", WAN_14B), ("1.3b", WAN_1_3B)):
+        root = tmp_path / name
+        for sub, data in (("transformer", {**cfg, "_class_name": "WanTransformer3DModel"}),
+                          ("vae", {"scale_factor_temporal": 4, "scale_factor_spatial": 8}),
+                          ("text_encoder", {}), ("tokenizer", {})):  # fmt: skip
+            (root / sub).mkdir(parents=True)
+            file = "tokenizer_config.json" if sub == "tokenizer" else "config.json"
+            (root / sub / file).write_text(json.dumps(data))
+    config = Path(__file__).parents[1] / "configs" / "wan2.1-14b-1.3b-lsl.yaml"
+    result = fbgen("plan", config, "--json", "--set", f"models.L={tmp_path / '14b'}",
+                   "--set", f"models.S={tmp_path / '1.3b'}", "--set", "device=cpu")  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    flops = json.loads(result.stdout)["flops"]
+    assert flops["per_forward"]["L"] / 1e12 == pytest.approx(1678, rel=0.01)
+    assert flops["per_forward"]["S"] / 1e12 == pytest.approx(283, rel=0.01)
+    assert flops["ratio"] == pytest.approx(0.6 + 0.4 * flops["per_forward"]["S"] / flops["per_forward"]["L"])

@@ -1,0 +1,78 @@
+"""Where transformers live. CUDA behaviour (pinned memory, side-stream prefetch, peak memory) skips on CPU."""
+
+import pytest
+import torch
+
+from fbgen.config import load_config
+from fbgen.residency import Residency
+from fbgen.runner import Session
+from fbgen.solvers import plan_run
+from fbgen.tiny import LARGE, SMALL, tiny_transformer
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+
+
+def run_latents(write_config, **overrides):
+    config = load_config(write_config(**overrides))
+    session = Session.open(config)
+    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
+    scheduler, plan = plan_run(config, str(session.device))
+    return session.denoise(config, plan, scheduler, cond, 0)[0].cpu()
+
+
+@pytest.mark.parametrize("offload", ["idle", "group"])
+def test_offload_modes_give_the_same_video(write_config, offload):
+    expected = run_latents(write_config, offload="none")
+    torch.testing.assert_close(run_latents(write_config, offload=offload), expected, rtol=0, atol=0)
+
+
+def test_offload_is_a_no_op_on_cpu():
+    models = {"L": tiny_transformer(**LARGE), "S": tiny_transformer(**SMALL)}
+    residency = Residency(models, "idle", torch.device("cpu"))
+    hook = residency.hook(list("LLSSL"))
+    for i, m in enumerate("LLSSL"):
+        hook(i, m)
+    assert all(p.device.type == "cpu" for model in models.values() for p in model.parameters())
+
+
+@cuda
+def test_idle_keeps_one_model_on_the_gpu_and_prefetches_the_next():
+    device = torch.device("cuda")
+    models = {"L": tiny_transformer(**LARGE), "S": tiny_transformer(**SMALL)}
+    residency = Residency(models, "idle", device)
+    assert all(p.is_pinned() for model in models.values() for p in model.parameters())
+    hook = residency.hook(list("LLSSL"))
+    hook(0, "L")
+    assert _on_gpu(models["L"]) and not _on_gpu(models["S"])
+    hook(1, "L")  # last L step before S: S is being copied in on the side stream, not yet swapped in
+    assert residency._pinned["S"].staged is not None and not _on_gpu(models["S"])
+    hook(2, "S")
+    assert _on_gpu(models["S"]) and not _on_gpu(models["L"])
+    residency.finish()
+    assert not _on_gpu(models["S"])
+
+
+@cuda
+def test_idle_lsl_matches_none_on_gpu(write_config):
+    expected = run_latents(write_config, offload="none", device="cuda")
+    torch.testing.assert_close(run_latents(write_config, offload="idle", device="cuda"), expected)
+
+
+@cuda
+def test_idle_peak_memory_is_about_the_two_models_of_a_switch_not_all():
+    device = torch.device("cuda")
+    models = {c: tiny_transformer(**LARGE, num_layers=8) for c in "ABC"}
+    size = sum(p.numel() * p.element_size() for p in models["A"].parameters())
+    torch.cuda.reset_peak_memory_stats(device)
+    base = torch.cuda.memory_allocated(device)
+    residency = Residency(models, "idle", device)
+    hook = residency.hook(list("AABBCC"))
+    for i, m in enumerate("AABBCC"):
+        hook(i, m)
+    residency.finish()
+    peak = torch.cuda.max_memory_allocated(device) - base
+    assert peak <= 2 * size * 1.1  # never all three at once
+
+
+def _on_gpu(model) -> bool:
+    return all(p.device.type == "cuda" for p in model.parameters())
