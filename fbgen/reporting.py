@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -35,6 +36,9 @@ class RichProgress:
     def __exit__(self, *exc: Any) -> None:
         self.bar.stop()
 
+    def phase(self, message: str) -> None:
+        self.console.log(message)
+
     def item_start(self, index: int, total: int, name: str, plan: Plan) -> None:
         label = f"[{index + 1}/{total}] {name}" if total > 1 else name
         self.task = self.bar.add_task("", total=plan.steps, name=label, model=plan.models[0])
@@ -63,6 +67,9 @@ class LogProgress:
     def log(self, message: str) -> None:
         print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} fbgen: {message}", file=self.stream, flush=True)
 
+    def phase(self, message: str) -> None:
+        self.log(message)
+
     def item_start(self, index: int, total: int, name: str, plan: Plan) -> None:
         self.plan, self.prefix = plan, f"[{index + 1}/{total}] {name}"
         stages = ", ".join(f"{s.model}[{s.start},{s.end})" for s in plan.stages)
@@ -90,7 +97,7 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
         table.add_column(column, justify="left" if column == "video" else "right")
     for r in records:
         table.add_row(
-            r["output"], r["schedule"], f"{r['wall_s']['total']:.2f}", f"{r['wall_s']['denoise']:.2f}",
+            Path(r["output"]).name, r["schedule"], f"{r['wall_s']['total']:.2f}", f"{r['wall_s']['denoise']:.2f}",
             tflop(r["flops"]["total"]), f"{r['flops']['ratio']:.3f}× ({100 * r['flops']['saving']:.1f}% saved)",
         )  # fmt: skip
     return table

@@ -36,12 +36,16 @@ from fbgen.video import write_mp4
 class Progress(Protocol):
     """What the runner reports; the CLI renders it as Rich progress or plain log lines."""
 
+    def phase(self, message: str) -> None: ...
     def item_start(self, index: int, total: int, name: str, plan: Plan) -> None: ...
     def step(self, index: int, model: str) -> None: ...
     def item_end(self, record: dict[str, Any]) -> None: ...
 
 
 class NoProgress:
+    def phase(self, message: str) -> None:
+        pass
+
     def item_start(self, index: int, total: int, name: str, plan: Plan) -> None:
         pass
 
@@ -134,10 +138,13 @@ class Session:
     @classmethod
     def open(cls, config: RunConfig, progress: Progress | None = None) -> Session:
         start = time.perf_counter()
+        progress = progress or NoProgress()
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
         sources = Sources.open(config)  # missing or mismatched models fail here, before anything is written
         prepare_output_dir(config)
+        progress.phase(f"loading {', '.join(f'{m}={s.id}' for m, s in sources.transformers.items())} on {device} "
+                       f"({str(dtype).removeprefix('torch.')}, offload {config.offload})")  # fmt: skip
         adapter = load_adapter(config.family)
         try:
             family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)
@@ -148,13 +155,13 @@ class Session:
                 model.compile_repeated_blocks(fullgraph=True)
         residency = Residency(family.transformers, config.offload, device)
         _sync(device)
-        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start,
-                   progress or NoProgress())  # fmt: skip
+        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress)
 
     def run(self) -> list[dict[str, Any]]:
         """Every prompt of the config, encoded up front (then the text encoder is freed), one video each."""
         config = self.config
         start = time.perf_counter()
+        self.progress.phase(f"encoding {len(config.prompts)} prompt(s); the text encoder is freed afterwards")
         encoded = self.family.encode(list(config.prompts), config.negative_prompt, uses_cfg(config))
         encode_s = (time.perf_counter() - start) / len(config.prompts)
         return [

@@ -113,8 +113,8 @@ def test_sigterm_exits_130_and_leaves_no_partial_file(write_config, tmp_path):
     config = write_config(steps=400, height=64, width=64)
     proc = subprocess.Popen([sys.executable, "-m", "fbgen", "run", str(config)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
-    line = proc.stdout.readline()  # the item-start log line: models are loaded, denoising begins
-    assert "400 steps" in line
+    lines = [proc.stdout.readline() for _ in range(3)]  # loading, encoding, item start: denoising begins
+    assert "loading" in lines[0] and "400 steps" in lines[2]
     time.sleep(0.3)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)

@@ -14,6 +14,8 @@ def open_session(write_config, **overrides):
     config = load_config(write_config(**overrides))
     session = Session.open(config)
     cond = session.family.encode(list(config.prompts), config.negative_prompt, cfg=True)[0]
+    assert session.family.pipe.text_encoder is None  # freed once the prompts are encoded
+    assert cond.positive.shape == (1, 512, 32) and cond.negative.shape == (1, 512, 32)
     return config, session, cond
 
 
