@@ -157,18 +157,15 @@ def plan(
     def body() -> int:
         from fbgen.config import load_config
         from fbgen.reporting import plan_table, tflop
-        from fbgen.runner import Sources, plan_flops_for, resolve_device, resolve_dtype
+        from fbgen.runner import Sources, memory_plan, plan_flops_for
         from fbgen.solvers import plan_run
-        from fbgen.sources import parameter_count
 
         cfg = load_config(config, set_, schedule=schedule)
         _quiet_libraries()
         _, the_plan = plan_run(cfg)
         sources = Sources.open(cfg, weights=False)
         flops = plan_flops_for(cfg, the_plan, sources)
-        itemsize = resolve_dtype(cfg.dtype, resolve_device(cfg.device)).itemsize
-        params = {m: parameter_count(src, "transformer") for m, src in sources.transformers.items()}
-        memory = _memory_plan(params, itemsize, the_plan, cfg.offload)
+        memory = memory_plan(cfg, the_plan, sources)
         if json_:
             data = {"config": cfg.to_dict(), "plan": [
                 {"step": i, "model": m, "timestep": t, "sigma": s, "flops": f}
@@ -195,28 +192,6 @@ def _config_table(data: dict[str, Any]) -> Table:
     for key, value in data.items():
         table.add_row(key, json.dumps(value, default=str) if not isinstance(value, str) else value)
     return table
-
-
-def _memory_plan(params: dict[str, int | None], itemsize: int, the_plan: Any, offload: str) -> dict[str, Any]:
-    """Transformer weight bytes on the GPU per offload mode (activations, text encoder and VAE not included)."""
-    sizes = {m: None if p is None else p * itemsize for m, p in params.items()}
-    lines = [
-        f"model {m}: {'weights not available locally' if b is None else f'{params[m]:,} params, {b / 2**30:.3f} GiB'}"
-        for m, b in sizes.items()
-    ]  # fmt: skip
-    resident = None
-    if all(b is not None for b in sizes.values()):
-        if offload == "none":
-            resident = sum(sizes.values())
-        elif offload == "idle":
-            stages = the_plan.stages
-            pairs = [sizes[a.model] + sizes[b.model] for a, b in zip(stages, stages[1:])]
-            resident = max(pairs or [sizes[stages[0].model]])
-        lines.append(
-            f"offload {offload}: transformer weights on the GPU at peak ≈ "
-            + (f"{resident / 2**30:.3f} GiB" if resident is not None else "one block group at a time")
-        )
-    return {"weights_bytes": sizes, "resident_weights_bytes": resident, "lines": lines}
 
 
 def main() -> None:

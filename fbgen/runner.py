@@ -29,7 +29,7 @@ from fbgen.residency import Residency
 from fbgen.sampler import sample
 from fbgen.schedule import Plan
 from fbgen.solvers import plan_run
-from fbgen.sources import Source, file_sha256, read_config, resolve
+from fbgen.sources import Source, file_sha256, parameter_count, read_config, resolve
 from fbgen.video import write_mp4
 
 
@@ -120,6 +120,32 @@ def plan_flops_for(config: RunConfig, plan: Plan, sources: Sources) -> dict[str,
     shape = adapter.latent_shape_from_vae(sources.vae_config, config.height, config.width, config.num_frames)
     per_forward = {m: adapter.forward_flops(cfg, shape) for m, cfg in sources.configs.items()}
     return plan_flops(plan, per_forward, config.guidance_scale)
+
+
+def memory_plan(config: RunConfig, plan: Plan, sources: Sources) -> dict[str, Any]:
+    """Transformer weight bytes on the GPU at peak for the offload mode, from safetensors headers alone
+    (activations, text encoder and VAE not included)."""
+    itemsize = resolve_dtype(config.dtype, resolve_device(config.device)).itemsize
+    offload = config.offload
+    params = {m: parameter_count(src, "transformer") for m, src in sources.transformers.items()}
+    sizes = {m: None if p is None else p * itemsize for m, p in params.items()}
+    lines = [
+        f"model {m}: {'weights not available locally' if b is None else f'{params[m]:,} params, {b / 2**30:.3f} GiB'}"
+        for m, b in sizes.items()
+    ]  # fmt: skip
+    resident = None
+    if all(b is not None for b in sizes.values()):
+        if offload == "none":
+            resident = sum(sizes.values())
+        elif offload == "idle":
+            stages = plan.stages
+            pairs = [sizes[a.model] + sizes[b.model] for a, b in zip(stages, stages[1:])]
+            resident = max(pairs or [sizes[stages[0].model]])
+        lines.append(
+            f"offload {offload}: transformer weights on the GPU at peak ≈ "
+            + (f"{resident / 2**30:.3f} GiB" if resident is not None else "one block group at a time")
+        )
+    return {"weights_bytes": sizes, "resident_weights_bytes": resident, "lines": lines}
 
 
 @dataclass
