@@ -72,10 +72,10 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 class Sources:
     """Every model source a run uses, resolved, with the transformer configs read (no weights yet)."""
 
-    transformers: dict[str, Source]
+    transformers: dict[str, Source]  # the models the schedule uses
     text: Source
     vae: Source
-    configs: dict[str, dict]
+    configs: dict[str, dict]  # transformer configs of every declared model that can be found (for large-only FLOPs)
     vae_config: dict
 
     @classmethod
@@ -97,7 +97,13 @@ class Sources:
             resolved[ref] = resolve(ref, sorted(set(subfolders)), what, weights=weights)
         transformers = {letter: resolved[config.models[letter]] for letter in used}
         configs = {letter: read_config(src, adapter.TRANSFORMER) for letter, src in transformers.items()}
-        check_pair(configs, adapter.PAIR_KEYS, {letter: config.models[letter].id for letter in used})
+        for letter in set(config.models) - set(used):  # e.g. L of an SSS run: its config prices "large-only"
+            try:
+                src = resolve(config.models[letter], [adapter.TRANSFORMER], f"models.{letter}", weights=False)
+                configs[letter] = read_config(src, adapter.TRANSFORMER)
+            except ModelError:
+                pass  # not needed to run; FLOPs then compare against the largest model used
+        check_pair(configs, adapter.PAIR_KEYS, {letter: config.models[letter].id for letter in configs})
         return cls(transformers, resolved[text_ref], resolved[vae_ref], configs, read_config(resolved[vae_ref], "vae"))
 
 

@@ -62,6 +62,8 @@ def test_same_seed_same_video_and_schedule_in_the_name(write_config):
     lll = json.loads(fbgen("run", write_config(), "--json", "--schedule", "LLL").stdout)["items"][0]
     assert first["sha256"] == again["sha256"]
     assert "LLL-n6" in lll["output"] and lll["output"] != first["output"] and lll["flops_ratio"] == 1.0
+    sss = json.loads(fbgen("run", write_config(), "--json", "--schedule", "SSS").stdout)["items"][0]
+    assert 0 < sss["flops_ratio"] < first["flops_ratio"] < 1  # large-only is priced with L even when L is unused
 
 
 @pytest.mark.parametrize(
