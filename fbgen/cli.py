@@ -127,6 +127,60 @@ def run(
     _guarded(debug, body)
 
 
+@app.command()
+def batch(
+    prompts: Annotated[Path, typer.Argument(help="Prompts: .txt (one a line) or .jsonl.", show_default=False)],
+    config: Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).", show_default=False)],
+    set_: SetOption = None,
+    schedule: ScheduleOption = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Output directory (overrides output_dir).")] = None,
+    shard: Annotated[str | None, typer.Option("--shard", help="K/N (1-based); default from SLURM or torchrun.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo items that are already done.")] = False,
+    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo items recorded as failed.")] = False,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Generate many prompts with models loaded once; resumable, shardable, one failure never stops the batch.
+
+    Exit 0 when every item of the shard is done, 1 when any failed, 2 bad input, 3 missing model, 130 interrupted.
+
+    Example: fbgen batch prompts/examples.txt --config configs/demo.yaml --shard 1/4
+    """
+
+    def body() -> int:
+        from fbgen.batch import manifest_path, parse_shard, read_prompts, run_batch
+        from fbgen.config import load_config
+        from fbgen.manifest import write_json
+        from fbgen.reporting import LogProgress, QuietProgress, RichProgress, batch_table
+        from fbgen.runner import Session
+
+        cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
+        items = read_prompts(prompts)
+        the_shard = parse_shard(shard)
+        _quiet_libraries()
+        console = Console()
+        tty = console.is_terminal and not quiet and not json_
+        progress = RichProgress(console) if tty else QuietProgress() if (quiet or json_) else LogProgress()
+        with progress:
+            session = Session.open(cfg, progress)
+            summary = run_batch(session, items, the_shard, force=force, retry_failed=retry_failed)
+        manifest = str(manifest_path(cfg.output_dir, the_shard))
+        data = {**summary.to_dict(), "shard": list(the_shard), "manifest": manifest}
+        k, n = the_shard
+        write_json(Path(cfg.output_dir) / f"summary-{k}-of-{n}.json", data)
+        code = 1 if summary.failed else 0
+        if json_:
+            print(json.dumps({"exit_code": code, **data}, indent=2))
+        elif tty:
+            console.print(batch_table(data))
+        elif not quiet:
+            progress.log(f"batch done: {json.dumps(data)}")
+        return code
+
+    _guarded(debug, body)
+
+
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
     return {
         "status": record["status"],

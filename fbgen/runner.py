@@ -218,7 +218,7 @@ class Session:
         return latents, clock.wall
 
     def generate(self, config: RunConfig, prompt: str, cond: Any, seed: int, index: int = 0, total: int = 1,
-                 encode_s: float = 0.0) -> dict[str, Any]:  # fmt: skip
+                 encode_s: float = 0.0, cleanup: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
         """One video: noise from `seed`, the staged loop over the plan, decode, MP4, manifest. Returns the record."""
         t_start = time.perf_counter()
         scheduler, plan = plan_run(config, str(self.device))
@@ -227,6 +227,8 @@ class Session:
                            index=index)  # fmt: skip
         out_dir = Path(config.output_dir)
         mp4, manifest = out_dir / f"{name}.mp4", out_dir / f"{name}.json"
+        if cleanup is not None:
+            cleanup(name)
         self.progress.item_start(index, total, name, plan)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)

@@ -68,10 +68,11 @@ class WanFamily:
 
     # -- conditioning ------------------------------------------------------------------------------------------
     @torch.no_grad()
-    def encode(self, prompts: list[str], negative_prompt: str, cfg: bool) -> list[Prompt]:
-        """Encode every prompt, then free the text encoder (it is not needed again in this process)."""
+    def encode(self, prompts: list[str], negative_prompt: str | list[str], cfg: bool) -> list[Prompt]:
+        """Encode every prompt (one negative prompt for all, or one each), then free the text encoder."""
+        negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
         encoded = []
-        for prompt in prompts:
+        for prompt, negative_prompt in zip(prompts, negatives):
             positive, negative = self.pipe.encode_prompt(
                 prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=cfg,
                 max_sequence_length=RULES.text_tokens, device=self.device,

@@ -1,0 +1,132 @@
+"""Batch: prompt files, stable ids/seeds, shards, resume, failure isolation, kill-and-resume."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from fbgen.batch import in_shard, item_seed, parse_shard, read_prompts
+from fbgen.errors import BadInput
+from fbgen.sources import file_sha256
+
+
+def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):
+    a = tmp_path / "a.txt"
+    a.write_text("# comment\none\n\ntwo\none\n")
+    b = tmp_path / "b.txt"
+    b.write_text("zero\none\ntwo\none\n")
+    first, second = read_prompts(a), read_prompts(b)
+    assert [i.prompt for i in first] == ["one", "two", "one"] and [i.line for i in first] == [2, 4, 5]
+    assert len({i.id for i in first}) == 3  # a repeated prompt is a distinct item
+    assert [i.id for i in first] == [i.id for i in second[1:]]
+    assert item_seed(0, first[0].id) == item_seed(0, second[1].id) != item_seed(1, first[0].id)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('{"prompt": "a"}\n{"prompt": 3}\n', ":2: expected an object with a non-empty 'prompt'"),
+        ('{"prompt": "a"}\nnot json\n', ":2: not valid JSON"),
+        ('{"prompt": "a", "seed": "x"}\n', ":1: 'seed' must be an integer"),
+        ('{"prompt": "a", "id": "k"}\n{"prompt": "b", "id": "k"}\n', ":2: id 'k' is used twice"),
+        ("# only a comment\n", "no prompts"),
+    ],
+)
+def test_jsonl_errors_name_the_line(tmp_path, text, message):
+    path = tmp_path / "p.jsonl"
+    path.write_text(text)
+    with pytest.raises(BadInput, match=message.replace("(", r"\(")):
+        read_prompts(path)
+
+
+def test_shards_partition_items_and_read_slurm_and_torchrun():
+    ids = [f"item{i}" for i in range(200)]
+    owners = [[k for k in range(1, 5) if in_shard(i, (k, 4))] for i in ids]
+    assert all(len(o) == 1 for o in owners) and {o[0] for o in owners} == {1, 2, 3, 4}
+    assert parse_shard("2/4", {}) == (2, 4)
+    assert parse_shard(None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "8"}) == (1, 8)
+    assert parse_shard(None, {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3",
+                              "SLURM_ARRAY_TASK_MIN": "1"}) == (3, 3)  # fmt: skip
+    assert parse_shard(None, {"RANK": "1", "WORLD_SIZE": "2"}) == (2, 2)
+    assert parse_shard(None, {}) == (1, 1)
+    with pytest.raises(BadInput, match="--shard"):
+        parse_shard("5/4", {})
+
+
+def batch(*args, **kwargs):
+    return subprocess.run([sys.executable, "-m", "fbgen", "batch", *map(str, args)], capture_output=True,
+                          text=True, timeout=300, **kwargs)  # fmt: skip
+
+
+def manifest_lines(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_resume_failure_isolation_and_retry(write_config, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a red cat"}\n{"prompt": "a blue dog", "num_frames": 6}\n'
+                       '{"prompt": "a green bird", "seed": 5}\n')  # fmt: skip
+    config = write_config(steps=3)
+    first = batch(prompts, "--config", config, "--json")
+    assert first.returncode == 1, first.stderr  # one item failed, the others are done
+    summary = json.loads(first.stdout)
+    assert (summary["done"], summary["failed"], summary["skipped"]) == (2, 1, 0)
+    records = manifest_lines(tmp_path / "out" / "manifest.jsonl")
+    failed = [r for r in records if r["status"] == "failed"]
+    assert len(failed) == 1 and failed[0]["line"] == 2 and "4k+1 frames" in failed[0]["error"]
+    for r in records:
+        if r["status"] == "done":
+            assert file_sha256(r["output"]) == r["sha256"]
+    assert [r["seed"] for r in records if r["prompt"] == "a green bird"] == [5]
+
+    again = json.loads(batch(prompts, "--config", config, "--json").stdout)
+    assert (again["done"], again["skipped"], again["exit_code"]) == (0, 3, 0)
+    retry = batch(prompts, "--config", config, "--json", "--retry-failed")
+    assert retry.returncode == 1 and json.loads(retry.stdout)["failed"] == 1
+
+    # a done MP4 that no longer matches its manifest is redone
+    done = [r for r in records if r["status"] == "done"][0]
+    with open(done["output"], "ab") as f:
+        f.write(b"corrupt")
+    redo = json.loads(batch(prompts, "--config", config, "--json").stdout)
+    assert redo["done"] == 1
+
+
+def test_shards_write_their_own_manifests_concurrently(write_config, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"a red ball number {i}" for i in range(6)) + "\n")
+    config = write_config(steps=2)
+    procs = [subprocess.Popen([sys.executable, "-m", "fbgen", "batch", str(prompts), "--config", str(config),
+                               "--shard", f"{k}/2", "--quiet"]) for k in (1, 2)]  # fmt: skip
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    out = tmp_path / "out"
+    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    assert sorted(r["prompt"] for r in lines) == sorted(f"a red ball number {i}" for i in range(6))
+    unsharded = json.loads(batch(prompts, "--config", config, "--json").stdout)
+    assert unsharded["skipped"] == 6 and unsharded["done"] == 0  # another layout resumes from both manifests
+
+
+def test_sigkill_then_rerun_finishes_every_item_exactly_once(write_config, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"a white bird number {i}" for i in range(6)) + "\n")
+    config = write_config(steps=40, height=64, width=64)
+    out = tmp_path / "out"
+    for delay in (2.5, 1.0):
+        proc = subprocess.Popen([sys.executable, "-m", "fbgen", "batch", str(prompts), "--config", str(config)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
+        for line in proc.stdout:  # wait until models are loaded and the first video has started
+            if "[1/" in line:
+                break
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    final = batch(prompts, "--config", config, "--json")
+    assert final.returncode == 0, final.stderr
+    records = [r for r in manifest_lines(out / "manifest.jsonl") if r["status"] == "done"]
+    assert sorted(r["prompt"] for r in records) == sorted(f"a white bird number {i}" for i in range(6))
+    assert len({r["id"] for r in records}) == 6  # exactly once
+    assert all(file_sha256(r["output"]) == r["sha256"] for r in records)
+    assert not list(out.glob(".*partial*")) and len(list(out.glob("*.mp4"))) == 6
