@@ -107,14 +107,11 @@ def run(
 
     def body() -> int:
         from fbgen.config import load_config
-        from fbgen.reporting import LogProgress, QuietProgress, RichProgress, summary_table
+        from fbgen.reporting import summary_table
         from fbgen.runner import Session
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
-        _quiet_libraries()
-        console = Console()
-        tty = console.is_terminal and not quiet and not json_
-        progress = RichProgress(console) if tty else QuietProgress() if (quiet or json_) else LogProgress()
+        console, tty, progress = _progress(quiet, json_)
         with progress:
             session = Session.open(cfg, progress)
             records = session.run()
@@ -152,16 +149,13 @@ def batch(
         from fbgen.batch import manifest_path, parse_shard, read_prompts, run_batch
         from fbgen.config import load_config
         from fbgen.manifest import write_json
-        from fbgen.reporting import LogProgress, QuietProgress, RichProgress, batch_table
+        from fbgen.reporting import batch_table
         from fbgen.runner import Session
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
         items = read_prompts(prompts)
         the_shard = parse_shard(shard)
-        _quiet_libraries()
-        console = Console()
-        tty = console.is_terminal and not quiet and not json_
-        progress = RichProgress(console) if tty else QuietProgress() if (quiet or json_) else LogProgress()
+        console, tty, progress = _progress(quiet, json_)
         with progress:
             session = Session.open(cfg, progress)
             summary = run_batch(session, items, the_shard, force=force, retry_failed=retry_failed)
@@ -179,6 +173,16 @@ def batch(
         return code
 
     _guarded(debug, body)
+
+
+def _progress(quiet: bool, json_: bool) -> tuple[Console, bool, Any]:
+    """Rich on a TTY, plain log lines in farm logs, nothing with --quiet or --json (stdout is for the JSON)."""
+    from fbgen.reporting import LogProgress, QuietProgress, RichProgress
+
+    _quiet_libraries()
+    console = Console()
+    tty = console.is_terminal and not quiet and not json_
+    return console, tty, RichProgress(console) if tty else QuietProgress() if (quiet or json_) else LogProgress()
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
