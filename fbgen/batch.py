@@ -19,6 +19,7 @@ from typing import Any
 
 from fbgen.config import RunConfig, validate
 from fbgen.errors import BadInput
+from fbgen.manifest import now
 from fbgen.sources import file_sha256
 
 SESSION_KEYS = {"family", "models", "text_encoder", "vae", "dtype", "device", "offload", "compile", "output_dir"}
@@ -227,7 +228,7 @@ def run_batch(session: Any, items: list[Item], shard: tuple[int, int], force: bo
     for index, item in enumerate(todo):
         item_cfg = configs[item.id]
         seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
-        base = {"id": item.id, "line": item.line, "prompt": item.prompt, "seed": seed, "created": _now()}
+        base = {"id": item.id, "line": item.line, "prompt": item.prompt, "seed": seed}
         try:
             if isinstance(item_cfg, Exception):
                 raise item_cfg
@@ -238,22 +239,16 @@ def run_batch(session: Any, items: list[Item], shard: tuple[int, int], force: bo
             summary.done += 1
             summary.flops += record["flops"]["total"]
             summary.large_only += record["flops"]["large_only"]
-            append_record(manifest, {**record, **base, "created": record["created"], "status": "done"})
+            append_record(manifest, {**record, **base})
         except KeyboardInterrupt:
             raise
         except Exception as e:  # OOM, NaN latents, write errors, bad overrides: record and go on
             summary.failed += 1
-            message = str(e).splitlines()[0] if str(e) else type(e).__name__
-            append_record(manifest, {**base, "status": "failed", "error": f"{type(e).__name__}: {message}"})
+            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            append_record(manifest, {**base, "created": now(), "status": "failed", "error": error})
             _free_cuda_cache()
     summary.wall_s = time.perf_counter() - start
     return summary
-
-
-def _now() -> str:
-    from fbgen.manifest import now
-
-    return now()
 
 
 def _free_cuda_cache() -> None:

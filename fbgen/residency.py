@@ -67,7 +67,7 @@ class _PinnedModel:
 
     def __init__(self, module: nn.Module):
         module.to("cpu")
-        self.tensors = [t for t in (*module.parameters(), *module.buffers())]
+        self.tensors = [*module.parameters(), *module.buffers()]
         self.host = [t.detach().pin_memory() for t in self.tensors]
         for tensor, host in zip(self.tensors, self.host):
             tensor.data = host
