@@ -2,7 +2,7 @@
 
 - `none`:  every transformer on the GPU for the whole run.
 - `idle`:  transformers wait in pinned CPU memory; the next stage's model is copied in on a side CUDA stream while
-           the current stage still runs, and the outgoing one is dropped (its pinned copy stays valid: inference
+           the current stage runs, and a model no longer needed is dropped (its pinned copy stays valid: inference
            never changes weights, so eviction copies nothing). Peak ≈ the two models of one switch, not all of them.
 - `group`: diffusers' group offloading with CUDA streams, block by block, for GPUs smaller than the large model.
 
@@ -25,6 +25,7 @@ class Residency:
         self.models, self.mode, self.device = dict(models), mode, device
         self.cuda = device.type == "cuda"
         self.active: str | None = None
+        self._first: str | None = None
         self._pinned: dict[str, _PinnedModel] = {}
         self._stream = torch.cuda.Stream(device) if self.cuda and mode == "idle" else None
         if mode == "group" and self.cuda:
@@ -39,27 +40,38 @@ class Residency:
                 model.to(device)
 
     def hook(self, plan_models: Sequence[str]):
-        """A `before_step` hook: swap in the step's model, and prefetch the next stage's on the last step before it."""
+        """A `before_step` hook. At each stage start: keep only this stage's and the next stage's models on the GPU,
+        swap this one in (already prefetched, except for the first stage) and start copying the next one in, so the
+        copy has a whole stage to hide behind. In LSL the large model therefore never leaves the GPU."""
+        self._first = plan_models[0] if plan_models else None
 
         def before_step(i: int, model: str) -> None:
-            if not self._pinned:
+            if not self._pinned or model == self.active:
                 return
-            if model != self.active:
-                if self.active is not None:
-                    self._pinned[self.active].release()
-                self._pinned[model].activate(self.device, self._stream)
-                self.active = model
-            upcoming = plan_models[i + 1] if i + 1 < len(plan_models) else None
-            if upcoming is not None and upcoming != model:
+            upcoming = next((m for m in plan_models[i + 1 :] if m != model), None)
+            for name, pinned in self._pinned.items():
+                if name not in (model, upcoming):
+                    pinned.release()
+            self._pinned[model].activate(self.device, self._stream)
+            self.active = model
+            if upcoming is not None:
                 self._pinned[upcoming].prefetch(self.device, self._stream)
 
         return before_step
 
     def finish(self) -> None:
-        """After denoising: with `idle`, drop the active model from the GPU too (the VAE decodes next)."""
-        if self.active is not None:
-            self._pinned[self.active].release()
-            self.active = None
+        """After denoising: with `idle`, keep only the model the next video starts with (saves one full copy per
+        video in a batch); the VAE decodes beside it."""
+        for name, pinned in self._pinned.items():
+            if name != self._first:
+                pinned.release()
+        self.active = None
+
+    def close(self) -> None:
+        """Drop every model from the GPU (their pinned copies stay)."""
+        for pinned in self._pinned.values():
+            pinned.release()
+        self.active = None
 
 
 class _PinnedModel:

@@ -349,4 +349,3 @@ def _peak_memory(device: torch.device) -> dict[str, int | None]:
     if device.type != "cuda":
         return {"allocated": None, "reserved": None}
     return {"allocated": torch.cuda.max_memory_allocated(device), "reserved": torch.cuda.max_memory_reserved(device)}
-

@@ -36,20 +36,25 @@ def test_offload_is_a_no_op_on_cpu():
 
 
 @cuda
-def test_idle_keeps_one_model_on_the_gpu_and_prefetches_the_next():
+def test_idle_keeps_this_and_the_next_stage_model_and_prefetches_at_stage_start():
     device = torch.device("cuda")
     models = {"L": tiny_transformer(**LARGE), "S": tiny_transformer(**SMALL)}
     residency = Residency(models, "idle", device)
     assert all(p.is_pinned() for model in models.values() for p in model.parameters())
     hook = residency.hook(list("LLSSL"))
-    hook(0, "L")
+    hook(0, "L")  # L swapped in; S already being copied in on the side stream, not yet swapped in
     assert _on_gpu(models["L"]) and not _on_gpu(models["S"])
-    hook(1, "L")  # last L step before S: S is being copied in on the side stream, not yet swapped in
-    assert residency._pinned["S"].staged is not None and not _on_gpu(models["S"])
-    hook(2, "S")
-    assert _on_gpu(models["S"]) and not _on_gpu(models["L"])
-    residency.finish()
-    assert not _on_gpu(models["S"])
+    assert residency._pinned["S"].staged is not None
+    hook(1, "L")
+    hook(2, "S")  # L is needed again next stage: it stays
+    assert _on_gpu(models["S"]) and _on_gpu(models["L"])
+    hook(4, "L")  # S is not needed any more
+    assert _on_gpu(models["L"]) and not _on_gpu(models["S"]) and residency._pinned["S"].staged is None
+    residency.finish()  # L starts the next video: kept
+    assert _on_gpu(models["L"])
+    residency.close()
+    assert not _on_gpu(models["L"])
+    assert all(p.is_pinned() for model in models.values() for p in model.parameters())
 
 
 @cuda
@@ -61,7 +66,7 @@ def test_idle_lsl_matches_none_on_gpu(write_config):
 @cuda
 def test_idle_peak_memory_is_about_the_two_models_of_a_switch_not_all():
     device = torch.device("cuda")
-    models = {c: tiny_transformer(**LARGE, num_layers=8) for c in "ABC"}
+    models = {c: tiny_transformer(**{**LARGE, "num_layers": 8}) for c in "ABC"}
     size = sum(p.numel() * p.element_size() for p in models["A"].parameters())
     torch.cuda.reset_peak_memory_stats(device)
     base = torch.cuda.memory_allocated(device)

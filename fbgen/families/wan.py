@@ -96,9 +96,7 @@ class WanFamily:
         """Noise from a CPU generator: the same seed gives the same video on any device."""
         generator = torch.Generator("cpu").manual_seed(seed)
         channels = next(iter(self.transformers.values())).config.in_channels
-        return self.pipe.prepare_latents(
-            1, channels, height, width, num_frames, torch.float32, self.device, generator
-        )
+        return self.pipe.prepare_latents(1, channels, height, width, num_frames, torch.float32, self.device, generator)
 
     def denoiser(self, letter: str, prompt: Prompt, guidance_scale: float) -> Denoiser:
         """The guided velocity of one model, computed as `WanPipeline` does (CFG as two forwards)."""

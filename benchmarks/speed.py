@@ -1,0 +1,329 @@
+"""Speed and memory of FlowBlending against stock diffusers, at the real Wan 2.1 transformer configs.
+
+Builds the 14B and 1.3B transformers with random weights directly on the GPU (nothing is downloaded: speed does not
+depend on the weights' values) and, in one process, times with equal steps and CFG:
+
+  stock  diffusers `WanPipeline` with the 14B (LLL), output_type="latent"
+  fbgen  LLL, SSS and LSL (paper's 40/40/20) through `Session.denoise`, with `offload: none`, then LSL with `idle`
+
+and reports per-step time per model, achieved TFLOP/s (fbgen's analytic FLOPs), switch overhead (LSL time minus
+its FLOP-time ideal n_L·t_L + n_S·t_S, from the pure runs), LSL speedup against stock and against the ideal, and
+peak memory. Text encoding and VAE decode are excluded: they run once per video, the same for every schedule.
+
+    python benchmarks/speed.py --shape 480x832x81 --steps 10 --json out.json   # GPU
+    python benchmarks/speed.py --tiny                                        # CPU smoke: tiny configs
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from fbgen.config import validate
+from fbgen.families.wan import Prompt, WanFamily, forward_flops
+from fbgen.flops import plan_flops
+from fbgen.residency import Residency
+from fbgen.runner import NoProgress, Session
+from fbgen.solvers import make_scheduler, plan_run
+
+WAN_COMMON = dict(
+    patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=4096, freq_dim=256, cross_attn_norm=True,
+    qk_norm="rms_norm_across_heads", eps=1e-6, rope_max_seq_len=1024, attention_head_dim=128,
+)  # fmt: skip
+WAN_14B = dict(WAN_COMMON, num_attention_heads=40, ffn_dim=13824, num_layers=40)
+WAN_1_3B = dict(WAN_COMMON, num_attention_heads=12, ffn_dim=8960, num_layers=30)
+TEXT_TOKENS = 512
+
+
+@dataclass
+class Timing:
+    """Per-step seconds of one denoising run (CUDA events on a GPU, so nothing stalls between steps)."""
+
+    name: str
+    models: list[str]
+    step_s: list[float]
+    peak_bytes: int | None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def total_s(self) -> float:
+        return sum(self.step_s)
+
+    def per_model(self) -> dict[str, float]:
+        """Median step time of each model, leaving out step 0 and the first step after a switch."""
+        out = {}
+        for m in dict.fromkeys(self.models):
+            steady = [t for i, t in enumerate(self.step_s) if self.models[i] == m and i and self.models[i - 1] == m]
+            out[m] = statistics.median(steady or [t for i, t in enumerate(self.step_s) if self.models[i] == m])
+        return out
+
+
+class Clock:
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[Any] = []
+
+    def mark(self) -> None:
+        if self.cuda:
+            event = torch.cuda.Event(enable_timing=True)
+            event.record()
+            self.marks.append(event)
+        else:
+            self.marks.append(time.perf_counter())
+
+    def intervals(self) -> list[float]:
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [a.elapsed_time(b) / 1000 for a, b in zip(self.marks, self.marks[1:])]
+        return [b - a for a, b in zip(self.marks, self.marks[1:])]
+
+
+class _StepMarks(NoProgress):
+    def __init__(self, clock: Clock):
+        self.clock = clock
+
+    def step(self, index: int, model: str) -> None:
+        self.clock.mark()
+
+
+def build_transformer(config: dict, device: torch.device, dtype: torch.dtype, seed: int):
+    """Random weights, initialised directly on the device in `dtype` (a 14B never exists in float32)."""
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            return WanTransformer3DModel(**config).eval().requires_grad_(False)
+    finally:
+        torch.set_default_dtype(previous)
+
+
+def _reset_peak(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak(device: torch.device) -> int | None:
+    return torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
+
+
+@torch.no_grad()
+def time_stock(pipe, cond: Prompt, size: tuple[int, int, int], steps: int, device: torch.device) -> Timing:
+    """diffusers' own WanPipeline, as a user would call it (CFG 5, UniPC with flow sigmas, shift 3)."""
+    clock = Clock(device)
+    height, width, frames = size
+    pipe.scheduler = make_scheduler("unipc", 3.0)
+    pipe.set_progress_bar_config(disable=True)
+    _reset_peak(device)
+    clock.mark()
+    pipe(
+        prompt_embeds=cond.positive, negative_prompt_embeds=cond.negative, height=height, width=width,
+        num_frames=frames, num_inference_steps=steps, guidance_scale=5.0, output_type="latent",
+        generator=torch.Generator("cpu").manual_seed(0),
+        callback_on_step_end=lambda p, i, t, kw: (clock.mark(), {})[1],
+    )  # fmt: skip
+    return Timing("stock WanPipeline LLL", ["L"] * steps, clock.intervals(), _peak(device))
+
+
+def time_fbgen(family, residency: Residency, cond: Prompt, size, steps: int, schedule: str, offload: str,
+               device: torch.device, dtype: torch.dtype) -> Timing:  # fmt: skip
+    """fbgen's own staged loop (`Session.denoise`): scheduler, plan, residency hooks and stage clock included."""
+    height, width, frames = size
+    config = validate({
+        "models": {"L": "random:wan2.1-t2v-14b", "S": "random:wan2.1-t2v-1.3b"}, "schedule": schedule,
+        "boundaries": [0.4, 0.8], "steps": steps, "height": height, "width": width, "num_frames": frames,
+        "guidance_scale": 5.0, "device": str(device), "offload": offload, "prompt": "benchmark",
+        "output_dir": tempfile.gettempdir(),
+    }, "benchmark")  # fmt: skip
+    clock = Clock(device)
+    session = Session(config, None, family, residency, device, dtype, 0.0, _StepMarks(clock))
+    scheduler, plan = plan_run(config, str(device))
+    _reset_peak(device)
+    clock.mark()
+    session.denoise(config, plan, scheduler, cond, seed=0)
+    return Timing(f"fbgen {schedule} (offload {offload})", list(plan.models), clock.intervals(), _peak(device))
+
+
+def summarise(runs: dict[str, Timing], per_forward: dict[str, int], steps: int) -> dict[str, Any]:
+    """The derived figures the targets are stated in."""
+    t = {"L": runs["LLL"].per_model()["L"], "S": runs["SSS"].per_model()["S"]}
+    lsl = runs["LSL"]
+    plan_models = lsl.models
+    n = {m: plan_models.count(m) for m in "LS"}
+    ideal = n["L"] * t["L"] + n["S"] * t["S"]
+    stock = runs["stock"].total_s
+    out: dict[str, Any] = {
+        "step_s": t,
+        "tflops_per_s": {m: 2 * per_forward[m] / t[m] / 1e12 for m in "LS"},  # CFG: two forwards per step
+        "stock_step_s": runs["stock"].per_model()["L"],
+        "fbgen_lll_vs_stock": runs["LLL"].total_s / stock,
+        "lsl_ideal_s": ideal,
+        "flop_ratio_lsl_vs_lll": (n["L"] * per_forward["L"] + n["S"] * per_forward["S"]) / (steps * per_forward["L"]),
+    }
+    for key, run in runs.items():
+        if key.startswith("LSL"):
+            out[key] = {
+                "total_s": run.total_s,
+                "switch_overhead_s": run.total_s - ideal,
+                "switch_overhead_frac": (run.total_s - ideal) / run.total_s,
+                "of_ideal": ideal / run.total_s,
+                "speedup_vs_stock": stock / run.total_s,
+                "speedup_vs_fbgen_lll": runs["LLL"].total_s / run.total_s,
+                "peak_gib": None if run.peak_bytes is None else run.peak_bytes / 2**30,
+            }
+    return out
+
+
+def run_shape(models, family, cond, size, steps, device, dtype, offloads) -> dict[str, Any]:
+    shape = family.latent_shape(*size)
+    per_forward = {"L": forward_flops(models["L"].config, shape), "S": forward_flops(models["S"].config, shape)}
+    runs: dict[str, Timing] = {}
+    none = Residency(models, "none", device)
+    pipe = family.pipe
+    pipe.transformer = models["L"]
+    runs["stock"] = time_stock(pipe, cond, size, steps, device)
+    for schedule in ("LLL", "SSS", "LSL"):
+        runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype)
+    if "idle" in offloads and device.type == "cuda":
+        idle = Residency(models, "idle", device)  # weights move to pinned host memory
+        torch.cuda.empty_cache()
+        first = time_fbgen(family, idle, cond, size, steps, "LSL", "idle", device, dtype)
+        runs["LSL idle"] = time_fbgen(family, idle, cond, size, steps, "LSL", "idle", device, dtype)
+        runs["LSL idle"].extra["first_video_step0_s"] = first.step_s[0]
+        idle.close()
+        for model in models.values():
+            model.to(device)
+    for run in runs.values():
+        peak = "" if run.peak_bytes is None else f", peak {run.peak_bytes / 2**30:.1f} GiB"
+        print(f"  {run.name}: {run.total_s:.2f} s{peak}", flush=True)
+    summary = summarise(runs, per_forward, steps)
+    summary["flops"] = plan_flops_table(runs, per_forward)
+    return {
+        "size": list(size), "latent_shape": list(shape), "steps": steps, "per_forward_flops": per_forward,
+        "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
+                     "peak_bytes": r.peak_bytes, **r.extra} for k, r in runs.items()},
+        "summary": summary,
+    }  # fmt: skip
+
+
+def plan_flops_table(runs: dict[str, Timing], per_forward: dict[str, int]) -> dict[str, float]:
+    from fbgen.schedule import Plan
+
+    out = {}
+    for key in ("LLL", "SSS", "LSL"):
+        models = runs[key].models
+        plan = Plan(key, [], models, [0.0] * len(models), [0.0] * len(models))
+        out[key] = plan_flops(plan, per_forward, {"L": 5.0, "S": 5.0})["total"]
+    return out
+
+
+def environment(device: torch.device) -> dict[str, Any]:
+    import diffusers
+
+    return {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__, "diffusers": diffusers.__version__, "python": platform.python_version(),
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }  # fmt: skip
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", action="append", help="HxWxF (repeatable); default 480x832x81")
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--offload", default="none,idle")
+    parser.add_argument("--tiny", action="store_true", help="tiny configs on CPU: a smoke run, numbers mean nothing")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    args = parser.parse_args(argv)
+
+    from diffusers import AutoencoderKLWan
+
+    from fbgen.tiny import LARGE, SMALL, TEXT_DIM, tiny_transformer, tiny_vae
+
+    tiny = args.tiny or not torch.cuda.is_available()
+    device = torch.device("cpu" if tiny else "cuda")
+    dtype = torch.float32 if tiny else torch.bfloat16
+    shapes = [tuple(int(v) for v in s.split("x")) for s in (args.shape or ["32x48x9" if tiny else "480x832x81"])]
+    if tiny:
+        torch.manual_seed(0)
+        models = {"L": tiny_transformer(**LARGE), "S": tiny_transformer(**SMALL)}
+        vae, text_dim = tiny_vae(), TEXT_DIM
+    else:
+        models = {"L": build_transformer(WAN_14B, device, dtype, 0), "S": build_transformer(WAN_1_3B, device, dtype, 1)}
+        vae, text_dim = AutoencoderKLWan().to(device), WAN_COMMON["text_dim"]
+    family = WanFamily(models, None, None, vae, device)
+    g = torch.Generator("cpu").manual_seed(0)
+    cond = Prompt(*(torch.randn(1, TEXT_TOKENS, text_dim, generator=g).to(device, dtype) for _ in range(2)))
+
+    result: dict[str, Any] = {**environment(device), "tiny": tiny, "shapes": []}
+    with contextlib.suppress(KeyboardInterrupt):
+        for size in shapes:
+            print(f"shape {size} ({args.steps} steps):", flush=True)
+            # warm-up: one step of each model (kernel selection, allocator), not timed
+            for schedule in ("LLL", "SSS"):
+                time_fbgen(family, Residency(models, "none", device), cond, size, 1, schedule, "none", device, dtype)
+            result["shapes"].append(
+                run_shape(models, family, cond, size, args.steps, device, dtype, args.offload.split(","))
+            )
+            if args.json:  # after every shape, so a time limit loses only the shape in flight
+                args.json.parent.mkdir(parents=True, exist_ok=True)
+                args.json.write_text(json.dumps(result, indent=1))
+    print(markdown(result))
+    return result
+
+
+def markdown(result: dict[str, Any]) -> str:
+    lines = [f"**{result['device']}**, torch {result['torch']}, diffusers {result['diffusers']}, {result['date']}",
+             f"`{result['command']}`", ""]  # fmt: skip
+    for shape in result["shapes"]:
+        s = shape["summary"]
+        h, w, f = shape["size"]
+        lines += [
+            f"#### {h}×{w}×{f}, {shape['steps']} steps, CFG 5 (two forwards a step)",
+            "",
+            "| run | total s | s/step L | s/step S | peak GiB |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
+        for key, run in shape["runs"].items():
+            t = Timing(key, list(run["models"]), run["step_s"], run["peak_bytes"]).per_model()
+            peak = "—" if run["peak_bytes"] is None else f"{run['peak_bytes'] / 2**30:.1f}"
+            cols = [f"{t[m]:.3f}" if m in t else "" for m in "LS"]
+            lines.append(f"| {run['name']} | {run['total_s']:.2f} | {cols[0]} | {cols[1]} | {peak} |")
+        lines += [
+            "",
+            f"- achieved: L {s['tflops_per_s']['L']:.0f} TFLOP/s, S {s['tflops_per_s']['S']:.0f} TFLOP/s "
+            f"(analytic FLOPs / step time)",
+            f"- fbgen LLL / stock LLL time: {s['fbgen_lll_vs_stock']:.3f}",
+            f"- LSL FLOPs / LLL FLOPs: {s['flop_ratio_lsl_vs_lll']:.3f}; "
+            f"FLOP-time ideal of LSL: {s['lsl_ideal_s']:.2f} s",
+        ]
+        for key in [k for k in s if k.startswith("LSL")]:
+            r = s[key]
+            peak = "" if r["peak_gib"] is None else f", peak {r['peak_gib']:.1f} GiB"
+            lines.append(
+                f"- {key}: {r['total_s']:.2f} s, switch overhead {r['switch_overhead_s']:+.3f} s "
+                f"({100 * r['switch_overhead_frac']:+.2f}%), {r['of_ideal']:.3f} of ideal, "
+                f"{r['speedup_vs_stock']:.2f}× stock LLL{peak}"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
