@@ -35,7 +35,7 @@ from fbgen.config import validate
 from fbgen.families.wan import Prompt, WanFamily, forward_flops
 from fbgen.flops import plan_flops
 from fbgen.residency import Residency
-from fbgen.runner import NoProgress, Session
+from fbgen.runner import NoProgress, Session, accelerate
 from fbgen.solvers import make_scheduler, plan_run
 
 WAN_COMMON = dict(
@@ -189,7 +189,45 @@ def summarise(runs: dict[str, Timing], per_forward: dict[str, int], steps: int) 
     return out
 
 
-def run_shape(models, family, cond, size, steps, device, dtype, offloads) -> dict[str, Any]:
+def apply_variant(models: dict, variant: str, device: torch.device) -> float:
+    """Accelerations through fbgen's own `accelerate` (the path `compile:`/`attention_backend:` take); returns the
+    seconds it took. Compilation cannot be undone, so variants with `compile` must come last."""
+    parts = dict(p.partition("=")[::2] for p in variant.split("+"))
+    compiled = any(getattr(b, "_compiled_call_impl", None) for m in models.values() for b in m.blocks)
+    if compiled and "compile" not in parts:
+        raise SystemExit(f"variant {variant!r} after a compiled one: list variants with compile last")
+    raw = {"models": {"L": "x"}, "prompt": "x", "attention_backend": parts.get("attn") or "native"}
+    raw["compile"] = "compile" in parts and not compiled
+    start = time.perf_counter()
+    for model in models.values():
+        model.reset_attention_backend()
+    accelerate(models.values(), validate(raw, f"variant {variant}"))
+    return time.perf_counter() - start
+
+
+def run_variant(models, family, cond, size, steps, device, dtype, variant: str, stock: Timing) -> dict[str, Any]:
+    """LLL, SSS and LSL with one acceleration (or a combination): what it buys alone and combined with LSL."""
+    apply_s = apply_variant(models, variant, device)
+    none = Residency(models, "none", device)
+    start = time.perf_counter()
+    for schedule in ("LLL", "SSS"):  # warm-up; compiles here when the variant compiles
+        time_fbgen(family, none, cond, size, 2, schedule, "none", device, dtype)
+    warmup_s = time.perf_counter() - start
+    runs = {"stock": stock}
+    for schedule in ("LLL", "SSS", "LSL"):
+        runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype)
+        print(f"  [{variant}] {runs[schedule].name}: {runs[schedule].total_s:.2f} s", flush=True)
+    shape = family.latent_shape(*size)
+    per_forward = {"L": forward_flops(models["L"].config, shape), "S": forward_flops(models["S"].config, shape)}
+    return {
+        "apply_s": apply_s, "warmup_s": warmup_s,
+        "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
+                     "peak_bytes": r.peak_bytes} for k, r in runs.items() if k != "stock"},
+        "summary": summarise(runs, per_forward, steps),
+    }  # fmt: skip
+
+
+def run_shape(models, family, cond, size, steps, device, dtype, offloads, variants, save) -> dict[str, Any]:
     shape = family.latent_shape(*size)
     per_forward = {"L": forward_flops(models["L"].config, shape), "S": forward_flops(models["S"].config, shape)}
     runs: dict[str, Timing] = {}
@@ -213,12 +251,20 @@ def run_shape(models, family, cond, size, steps, device, dtype, offloads) -> dic
         print(f"  {run.name}: {run.total_s:.2f} s{peak}", flush=True)
     summary = summarise(runs, per_forward, steps)
     summary["flops"] = plan_flops_table(runs, per_forward)
-    return {
+    shape_result = {
         "size": list(size), "latent_shape": list(shape), "steps": steps, "per_forward_flops": per_forward,
         "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
                      "peak_bytes": r.peak_bytes, **r.extra} for k, r in runs.items()},
         "summary": summary,
+        "variants": {},
     }  # fmt: skip
+    save(shape_result)
+    for variant in variants:
+        shape_result["variants"][variant] = run_variant(
+            models, family, cond, size, steps, device, dtype, variant, runs["stock"]
+        )
+        save(shape_result)
+    return shape_result
 
 
 def plan_flops_table(runs: dict[str, Timing], per_forward: dict[str, int]) -> dict[str, float]:
@@ -248,6 +294,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--shape", action="append", help="HxWxF (repeatable); default 480x832x81")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--offload", default="none,idle")
+    parser.add_argument(
+        "--variants", default="", help="comma-separated accelerations, parts joined by '+': attn=NAME, compile "
+        "(e.g. attn=_native_cudnn,compile,compile+attn=_native_cudnn; compile ones last)",
+    )  # fmt: skip
     parser.add_argument("--tiny", action="store_true", help="tiny configs on CPU: a smoke run, numbers mean nothing")
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
@@ -271,19 +321,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     g = torch.Generator("cpu").manual_seed(0)
     cond = Prompt(*(torch.randn(1, TEXT_TOKENS, text_dim, generator=g).to(device, dtype) for _ in range(2)))
 
+    variants = [v for v in args.variants.split(",") if v]
     result: dict[str, Any] = {**environment(device), "tiny": tiny, "shapes": []}
+
+    def save(shape_result: dict[str, Any]) -> None:  # after every run group: a time limit loses only what is in flight
+        if shape_result not in result["shapes"]:
+            result["shapes"].append(shape_result)
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(result, indent=1))
+
     with contextlib.suppress(KeyboardInterrupt):
         for size in shapes:
             print(f"shape {size} ({args.steps} steps):", flush=True)
             # warm-up: one step of each model (kernel selection, allocator), not timed
             for schedule in ("LLL", "SSS"):
                 time_fbgen(family, Residency(models, "none", device), cond, size, 1, schedule, "none", device, dtype)
-            result["shapes"].append(
-                run_shape(models, family, cond, size, args.steps, device, dtype, args.offload.split(","))
-            )
-            if args.json:  # after every shape, so a time limit loses only the shape in flight
-                args.json.parent.mkdir(parents=True, exist_ok=True)
-                args.json.write_text(json.dumps(result, indent=1))
+            run_shape(models, family, cond, size, args.steps, device, dtype, args.offload.split(","), variants, save)
     print(markdown(result))
     return result
 
@@ -321,6 +375,14 @@ def markdown(result: dict[str, Any]) -> str:
                 f"({100 * r['switch_overhead_frac']:+.2f}%), {r['of_ideal']:.3f} of ideal, "
                 f"{r['speedup_vs_stock']:.2f}× stock LLL{peak}"
             )
+        if shape["variants"]:
+            lines += ["", "| acceleration | LLL s | LLL vs plain fbgen LLL | LSL s | LSL vs stock LLL | LSL of ideal |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+        for variant, v in shape["variants"].items():
+            lll, lsl = v["runs"]["LLL"]["total_s"], v["summary"]["LSL"]
+            gain = shape["runs"]["LLL"]["total_s"] / lll
+            lines.append(f"| {variant} | {lll:.2f} | {gain:.2f}× | {lsl['total_s']:.2f} | "
+                         f"{lsl['speedup_vs_stock']:.2f}× | {lsl['of_ideal']:.3f} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 

@@ -32,7 +32,7 @@ PAPER_BOUNDARIES = (0.4, 0.8)  # LSL at 40/40/20 (FlowBlending paper)
 KEYS = (
     "family", "models", "text_encoder", "vae", "schedule", "boundaries", "boundary_unit", "steps", "solver",
     "shift", "guidance_scale", "seed", "prompt", "prompts", "negative_prompt", "height", "width", "num_frames",
-    "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "cache", "lora",
+    "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "attention_backend", "cache", "lora",
 )  # fmt: skip
 NOT_YET = {"cache": "first-block cache hooks", "lora": "per-model LoRA"}
 
@@ -69,6 +69,7 @@ class RunConfig:
     output_dir: str
     filename: str
     compile: bool
+    attention_backend: str | None
     text_encoder: ModelRef | None = None
     vae: ModelRef | None = None
     source: str = field(default="<config>", compare=False)
@@ -194,6 +195,7 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         output_dir=c.output_dir(),
         filename=c.filename(),
         compile=c.boolean("compile", False),
+        attention_backend=c.attention_backend(),
         text_encoder=c.model_ref("text_encoder", raw.get("text_encoder")) if raw.get("text_encoder") else None,
         vae=c.model_ref("vae", raw.get("vae")) if raw.get("vae") else None,
         source=source,
@@ -362,6 +364,16 @@ class _Checker:
                 raise self.fail("device", f"{value} does not exist; this machine has "
                                           f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
         return value
+
+    def attention_backend(self) -> str | None:
+        """A backend of diffusers' attention dispatcher; hub-kernel backends are refused (nothing is downloaded)."""
+        value = self.raw.get("attention_backend")
+        if value is None:
+            return None
+        from diffusers.models.attention_dispatch import AttentionBackendName
+
+        allowed = tuple(b.value for b in AttentionBackendName if "hub" not in b.value)
+        return self.choice("attention_backend", allowed, "native")
 
     def output_dir(self) -> str:
         value = self.string("output_dir", "outputs")

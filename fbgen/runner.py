@@ -182,9 +182,7 @@ class Session:
             family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
-        if config.compile:
-            for model in family.transformers.values():
-                model.compile_repeated_blocks(fullgraph=True)
+        accelerate(family.transformers.values(), config)
         residency = Residency(family.transformers, config.offload, device)
         _sync(device)
         return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress)
@@ -300,6 +298,18 @@ class Session:
         write_json(manifest, record)
         self.progress.item_end(record)
         return record
+
+
+def accelerate(models: Any, config: RunConfig) -> None:
+    """The config's accelerations, applied the way diffusers documents them, to every transformer of the run."""
+    for model in models:
+        if config.attention_backend:
+            try:
+                model.set_attention_backend(config.attention_backend)
+            except (ImportError, RuntimeError, ValueError) as e:
+                raise BadInput(f"{config.source}: key 'attention_backend': {str(e).splitlines()[0]}") from None
+        if config.compile:
+            model.compile_repeated_blocks(fullgraph=True)
 
 
 def prepare_output_dir(config: RunConfig) -> Path:
