@@ -70,6 +70,7 @@ def test_more_letters_and_sigma_boundaries(tmp_path):
         ({"models": {"huge": "a/b"}}, "key 'models.huge'"),
         ({"output_dir": "/dev/null/out"}, "key 'output_dir'"),
         ({"lora": {"S": "x"}}, "key 'lora': per-model LoRA are not supported yet"),
+        ({"attention_backend": "flash_hub"}, "key 'attention_backend': must be one of flash,"),
     ],
 )
 def test_bad_values_get_one_line_naming_the_key(tmp_path, changes, expected):

@@ -1,0 +1,53 @@
+"""The GPU speed harness also runs on CPU at tiny configs, so its arithmetic is checked here."""
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from fbgen.config import validate
+from fbgen.runner import accelerate
+from fbgen.tiny import LARGE, tiny_transformer
+
+HARNESS = Path(__file__).parent.parent / "benchmarks" / "speed.py"
+
+
+def load_harness():
+    spec = importlib.util.spec_from_file_location("speed", HARNESS)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_tiny_run_writes_consistent_figures(tmp_path):
+    speed = load_harness()
+    out = tmp_path / "speed.json"
+    speed.main(["--tiny", "--steps", "5", "--variants", "attn=_native_math", "--json", str(out)])
+    result = json.loads(out.read_text())
+    shape = result["shapes"][0]
+    runs, summary = shape["runs"], shape["summary"]
+    assert runs["LSL"]["models"] == "LLSSL" and runs["LLL"]["models"] == "LLLLL"
+    assert all(len(r["step_s"]) == 5 and all(t > 0 for t in r["step_s"]) for r in runs.values())
+    t = summary["step_s"]
+    assert summary["lsl_ideal_s"] == pytest.approx(3 * t["L"] + 2 * t["S"])
+    lsl = summary["LSL"]
+    assert lsl["switch_overhead_s"] == pytest.approx(runs["LSL"]["total_s"] - summary["lsl_ideal_s"])
+    assert lsl["speedup_vs_stock"] == pytest.approx(runs["stock"]["total_s"] / runs["LSL"]["total_s"])
+    f = shape["per_forward_flops"]
+    assert summary["flop_ratio_lsl_vs_lll"] == pytest.approx((3 * f["L"] + 2 * f["S"]) / (5 * f["L"]))
+    assert set(shape["variants"]) == {"attn=_native_math"}
+    assert shape["variants"]["attn=_native_math"]["runs"]["LSL"]["models"] == "LLSSL"
+
+
+def test_attention_backend_reaches_every_attention_processor():
+    model = tiny_transformer(**LARGE)
+    accelerate([model], validate({"models": {"L": "x"}, "prompt": "x", "attention_backend": "_native_math"}))
+    backends = {
+        str(m.processor._attention_backend)
+        for m in model.modules()
+        if hasattr(getattr(m, "processor", None), "_attention_backend")
+    }
+    assert backends == {"AttentionBackendName._NATIVE_MATH"}
