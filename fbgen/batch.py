@@ -134,6 +134,11 @@ def manifest_path(output_dir: str | os.PathLike, shard: tuple[int, int]) -> Path
     return Path(output_dir) / ("manifest.jsonl" if n == 1 else f"manifest-{k}-of-{n}.jsonl")
 
 
+def summary_path(output_dir: str | os.PathLike, shard: tuple[int, int]) -> Path:
+    k, n = shard
+    return Path(output_dir) / f"summary-{k}-of-{n}.json"
+
+
 def append_record(path: Path, record: Mapping[str, Any]) -> None:
     """One whole line per write, flushed to disk: a crash leaves complete lines (a torn last line is ignored)."""
     line = (json.dumps(record, default=str) + "\n").encode("utf-8")
@@ -191,6 +196,7 @@ class BatchSummary:
             "done": self.done, "skipped": self.skipped, "failed": self.failed, "wall_s": self.wall_s,
             "videos_per_hour": 3600 * self.done / self.wall_s if self.wall_s and self.done else 0.0,
             "mean_s_per_video": mean,
+            "flops": self.flops, "large_only_flops": self.large_only,
             "flops_saved": 1 - self.flops / self.large_only if self.large_only else None,
         }  # fmt: skip
 
@@ -249,6 +255,19 @@ def run_batch(session: Any, items: list[Item], shard: tuple[int, int], force: bo
             _free_cuda_cache()
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+def run_shard(config: RunConfig, items: list[Item], shard: tuple[int, int], force: bool = False,
+              retry_failed: bool = False, progress: Any = None) -> dict[str, Any]:  # fmt: skip
+    """Load the models once and run one shard; writes `summary-K-of-N.json` and returns its data."""
+    from fbgen.manifest import write_json
+    from fbgen.runner import Session
+
+    session = Session.open(config, progress)
+    summary = run_batch(session, items, shard, force=force, retry_failed=retry_failed)
+    data = {**summary.to_dict(), "shard": list(shard), "manifest": str(manifest_path(config.output_dir, shard))}
+    write_json(summary_path(config.output_dir, shard), data)
+    return data
 
 
 def _free_cuda_cache() -> None:

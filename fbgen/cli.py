@@ -7,6 +7,7 @@ only with --debug.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 import traceback
@@ -79,17 +80,6 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt
 
 
-def _quiet_libraries() -> None:
-    """diffusers/transformers progress bars and info logs would interleave with fbgen's own output."""
-    import diffusers
-    import transformers
-
-    diffusers.utils.logging.set_verbosity_error()
-    diffusers.utils.logging.disable_progress_bar()
-    transformers.utils.logging.set_verbosity_error()
-    transformers.utils.logging.disable_progress_bar()
-
-
 @app.command()
 def run(
     config: Annotated[Path, typer.Argument(help="Run config (YAML).", show_default=False)],
@@ -134,6 +124,15 @@ def batch(
     shard: Annotated[str | None, typer.Option("--shard", help="K/N (1-based); default from SLURM or torchrun.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Redo items that are already done.")] = False,
     retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo items recorded as failed.")] = False,
+    devices: Annotated[
+        str | None, typer.Option("--devices", help="GPUs of this machine, e.g. 0,1,2,3 or all: one worker each.")
+    ] = None,
+    ray: Annotated[
+        str | None, typer.Option("--ray", help="Run on a Ray cluster: auto, ray://host:port or local.")
+    ] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", min=1, help="With --ray: number of actors (default: one per GPU).")
+    ] = None,
     json_: JsonOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -142,34 +141,46 @@ def batch(
 
     Exit 0 when every item of the shard is done, 1 when any failed, 2 bad input, 3 missing model, 130 interrupted.
 
-    Example: fbgen batch prompts/examples.txt --config configs/demo.yaml --shard 1/4
+    Example: fbgen batch prompts/examples.txt --config configs/demo.yaml --shard 1/4 --devices 0,1
     """
 
     def body() -> int:
-        from fbgen.batch import manifest_path, parse_shard, read_prompts, run_batch
+        from fbgen.batch import parse_shard, read_prompts, run_shard, summary_path
         from fbgen.config import load_config
+        from fbgen.errors import BadInput
         from fbgen.manifest import write_json
         from fbgen.reporting import batch_table
-        from fbgen.runner import Session
+        from fbgen.workers import combine, parse_devices, run_local, run_ray
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
         items = read_prompts(prompts)
         the_shard = parse_shard(shard)
+        if devices and ray:
+            raise BadInput("--devices and --ray exclude each other (Ray places one actor per GPU itself)")
+        if workers and not ray:
+            raise BadInput("--workers goes with --ray (with --devices, one worker per listed GPU)")
         console, tty, progress = _progress(quiet, json_)
-        with progress:
-            session = Session.open(cfg, progress)
-            summary = run_batch(session, items, the_shard, force=force, retry_failed=retry_failed)
-        manifest = str(manifest_path(cfg.output_dir, the_shard))
-        data = {**summary.to_dict(), "shard": list(the_shard), "manifest": manifest}
-        k, n = the_shard
-        write_json(Path(cfg.output_dir) / f"summary-{k}-of-{n}.json", data)
-        code = 1 if summary.failed else 0
+        if ray:
+            summaries, code = run_ray(ray, cfg, items, the_shard, workers, force, retry_failed, quiet or json_)
+            data = {**combine(summaries), "shard": list(the_shard)}
+        elif devices:
+            child = [str(prompts), "--config", str(config), *(a for s in set_ or [] for a in ("--set", s))]
+            child += ["--schedule", schedule] if schedule else []
+            child += ["--out", str(out)] if out else []
+            child += ["--force"] * force + ["--retry-failed"] * retry_failed + ["--quiet"] * (quiet or json_)
+            summaries, code = run_local(child, cfg, parse_devices(devices), the_shard)
+            data = {**combine(summaries), "shard": list(the_shard)}
+        else:
+            with progress:
+                data = run_shard(cfg, items, the_shard, force, retry_failed, progress)
+            code = 1 if data["failed"] else 0
+        write_json(summary_path(cfg.output_dir, the_shard), data)
         if json_:
             print(json.dumps({"exit_code": code, **data}, indent=2))
         elif tty:
             console.print(batch_table(data))
         elif not quiet:
-            progress.log(f"batch done: {json.dumps(data)}")
+            progress.log(f"batch done: {json.dumps({k: v for k, v in data.items() if k != 'workers'})}")
         return code
 
     _guarded(debug, body)
@@ -177,12 +188,16 @@ def batch(
 
 def _progress(quiet: bool, json_: bool) -> tuple[Console, bool, Any]:
     """Rich on a TTY, plain log lines in farm logs, nothing with --quiet or --json (stdout is for the JSON)."""
-    from fbgen.reporting import LogProgress, QuietProgress, RichProgress
+    from fbgen.reporting import LogProgress, QuietProgress, RichProgress, quiet_libraries
 
-    _quiet_libraries()
+    quiet_libraries()
     console = Console()
     tty = console.is_terminal and not quiet and not json_
-    return console, tty, RichProgress(console) if tty else QuietProgress() if (quiet or json_) else LogProgress()
+    worker = os.environ.get("FBGEN_WORKER")  # a --devices worker: plain lines, tagged, even on a TTY
+    tty = tty and not worker
+    if quiet or json_:
+        return console, tty, QuietProgress()
+    return console, tty, RichProgress(console) if tty else LogProgress(name=f"fbgen[{worker}]" if worker else "fbgen")
 
 
 def _brief(record: dict[str, Any]) -> dict[str, Any]:
@@ -214,12 +229,12 @@ def plan(
 
     def body() -> int:
         from fbgen.config import load_config
-        from fbgen.reporting import plan_table, tflop
+        from fbgen.reporting import plan_table, quiet_libraries, tflop
         from fbgen.runner import Sources, memory_plan, plan_flops_for
         from fbgen.solvers import plan_run
 
         cfg = load_config(config, set_, schedule=schedule)
-        _quiet_libraries()
+        quiet_libraries()
         _, the_plan = plan_run(cfg)
         sources = Sources.open(cfg, weights=False)
         flops = plan_flops_for(cfg, the_plan, sources)

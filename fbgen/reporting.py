@@ -55,8 +55,8 @@ class RichProgress:
 class LogProgress:
     """One line per stage and per finished video: readable in a SLURM log, no control characters."""
 
-    def __init__(self, stream=None):
-        self.stream = stream or sys.stdout
+    def __init__(self, stream=None, name: str = "fbgen"):
+        self.stream, self.name = stream or sys.stdout, name
 
     def __enter__(self) -> LogProgress:
         return self
@@ -65,7 +65,7 @@ class LogProgress:
         pass
 
     def log(self, message: str) -> None:
-        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} fbgen: {message}", file=self.stream, flush=True)
+        print(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {self.name}: {message}", file=self.stream, flush=True)
 
     def phase(self, message: str) -> None:
         self.log(message)
@@ -124,3 +124,14 @@ def plan_table(plan: Plan, per_step: list[int], flops: dict[str, Any]) -> Table:
     table.add_row("large-only", "", "", "", tflop(flops["large_only"]))
     table.add_row("saving", "", "", "", f"{100 * flops['saving']:.1f}%")
     return table
+
+
+def quiet_libraries() -> None:
+    """diffusers/transformers progress bars and info logs would interleave with fbgen's own output."""
+    import diffusers
+    import transformers
+
+    diffusers.utils.logging.set_verbosity_error()
+    diffusers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()

@@ -11,6 +11,7 @@ import pytest
 from fbgen.batch import in_shard, item_seed, parse_shard, read_prompts
 from fbgen.errors import BadInput
 from fbgen.sources import file_sha256
+from fbgen.workers import sub_shards, worst
 
 
 def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):
@@ -130,3 +131,71 @@ def test_sigkill_then_rerun_finishes_every_item_exactly_once(write_config, tmp_p
     assert len({r["id"] for r in records}) == 6  # exactly once
     assert all(file_sha256(r["output"]) == r["sha256"] for r in records)
     assert not list(out.glob(".*partial*")) and len(list(out.glob("*.mp4"))) == 6
+
+
+def test_sub_shards_partition_every_layout():
+    ids = [f"item-{i}" for i in range(200)]
+    for n in (1, 3):
+        for workers in (1, 2, 4):
+            owners = [[s for k in range(1, n + 1) for s in sub_shards((k, n), workers) if in_shard(i, s)] for i in ids]
+            assert all(len(o) == 1 for o in owners)  # every item in exactly one worker's shard
+    assert worst([0, 1, 130, 3]) == 130 and worst([0, 2, 1]) == 2 and worst([0, -9]) == 1 and worst([0, 0]) == 0
+
+
+def test_devices_run_one_worker_process_each(write_config, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"a blue boat number {i}" for i in range(5)) + "\n")
+    config = write_config(steps=2)  # device: cpu here; on a GPU machine each worker sees only its GPU
+    result = batch(prompts, "--config", config, "--devices", "0,1", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["done"] == 5 and len(summary["workers"]) == 2
+    out = tmp_path / "out"
+    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    assert sorted(r["prompt"] for r in lines) == sorted(f"a blue boat number {i}" for i in range(5))
+    again = json.loads(batch(prompts, "--config", config, "--devices", "0,1", "--json").stdout)
+    assert (again["done"], again["skipped"], again["exit_code"]) == (0, 5, 0)
+    bad = batch(prompts, "--config", config, "--devices", "0,x")
+    assert bad.returncode == 2 and "--devices '0,x'" in bad.stderr
+
+
+def test_ray_runs_actors_on_a_local_cluster(write_config, tmp_path):
+    pytest.importorskip("ray", reason="Ray is the optional extra fbgen[ray]; `make test` installs it")
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"a yellow star number {i}" for i in range(4)) + "\n")
+    config = write_config(steps=2)
+    result = batch(prompts, "--config", config, "--ray", "local", "--workers", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["done"] == 4 and len(summary["workers"]) == 2
+    out = tmp_path / "out"
+    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    assert sorted(r["prompt"] for r in lines) == sorted(f"a yellow star number {i}" for i in range(4))
+    assert all(file_sha256(r["output"]) == r["sha256"] for r in lines)
+    # same ids and seeds as a plain batch: a plain rerun skips everything
+    plain = json.loads(batch(prompts, "--config", config, "--json").stdout)
+    assert (plain["done"], plain["skipped"]) == (0, 4)
+    missing = batch(prompts, "--config", config, "--ray", "local", "--set", "models.S=/nonexistent/model")
+    assert missing.returncode == 3, missing.stderr
+
+
+def test_sigterm_abandons_the_item_cleanly_and_exits_130(write_config, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"a black horse number {i}" for i in range(3)) + "\n")
+    config = write_config(steps=400, height=64, width=64)  # ~2 s a video
+    proc = subprocess.Popen([sys.executable, "-m", "fbgen", "batch", str(prompts), "--config", str(config)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    for line in proc.stdout:
+        if "[1/" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 130
+    assert "interrupted" in proc.stderr.read()
+    out = tmp_path / "out"
+    assert not list(out.glob(".*partial*"))
+    done = {r["id"] for r in manifest_lines(out / "manifest.jsonl") if r["status"] == "done"} if (
+        out / "manifest.jsonl").exists() else set()  # fmt: skip
+    assert len(list(out.glob("*.mp4"))) == len(done) == 0  # the first video was abandoned
+    final = batch(prompts, "--config", config, "--json")
+    assert final.returncode == 0 and json.loads(final.stdout)["done"] == 3 - len(done)
