@@ -186,6 +186,7 @@ class BatchSummary:
     skipped: int = 0
     failed: int = 0
     wall_s: float = 0.0
+    encode_s: float = 0.0  # every prompt of the shard, up front, and freeing the text encoder
     video_s: list[float] = field(default_factory=list)
     flops: float = 0.0
     large_only: float = 0.0
@@ -194,6 +195,7 @@ class BatchSummary:
         mean = sum(self.video_s) / len(self.video_s) if self.video_s else None
         return {
             "done": self.done, "skipped": self.skipped, "failed": self.failed, "wall_s": self.wall_s,
+            "encode_s": self.encode_s,
             "videos_per_hour": 3600 * self.done / self.wall_s if self.wall_s and self.done else 0.0,
             "mean_s_per_video": mean,
             "flops": self.flops, "large_only_flops": self.large_only,
@@ -229,7 +231,9 @@ def run_batch(session: Any, items: list[Item], shard: tuple[int, int], force: bo
     cfg = any(uses_cfg(c) for c in configs.values() if isinstance(c, RunConfig))
     prompts = [configs[i.id].prompts[0] for i in valid]
     negatives = [configs[i.id].negative_prompt for i in valid]
+    t_encode = time.perf_counter()
     encoded = session.family.encode(prompts, negatives, cfg) if valid else []
+    summary.encode_s = time.perf_counter() - t_encode
     conds = dict(zip([i.id for i in valid], encoded))
     for index, item in enumerate(todo):
         item_cfg = configs[item.id]

@@ -1,10 +1,12 @@
 """Batch: prompt files, stable ids/seeds, shards, resume, failure isolation, kill-and-resume."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -199,3 +201,19 @@ def test_sigterm_abandons_the_item_cleanly_and_exits_130(write_config, tmp_path)
     assert len(list(out.glob("*.mp4"))) == len(done) == 0  # the first video was abandoned
     final = batch(prompts, "--config", config, "--json")
     assert final.returncode == 0 and json.loads(final.stdout)["done"] == 3 - len(done)
+
+
+def test_slurm_array_example_shards_by_task_id(write_config, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(f"a green tree number {i}" for i in range(4)) + "\n")
+    config = write_config(steps=2)
+    script = Path(__file__).parent.parent / "examples" / "slurm-array.sh"
+    out = tmp_path / "renders"
+    for task in (0, 1):
+        env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_COUNT": "2",
+               "SLURM_ARRAY_TASK_MIN": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+        result = subprocess.run(["bash", str(script), str(prompts), str(config), str(out)], env=env,
+                                capture_output=True, text=True, timeout=300)  # fmt: skip
+        assert result.returncode == 0, result.stderr
+    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    assert sorted(r["prompt"] for r in lines) == sorted(f"a green tree number {i}" for i in range(4))
