@@ -186,6 +186,57 @@ def batch(
     _guarded(debug, body)
 
 
+@app.command()
+def calibrate(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML) naming the large and small model.")],
+    prompts: Annotated[Path, typer.Option("--prompts", help="Prompts: .txt or .jsonl, as for batch.")],
+    steps: Annotated[
+        int | None, typer.Option("--steps", min=3, help="Denoising steps (default: the config's).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write (default: <output_dir>/calibration).")
+    ] = None,
+    set_: SetOption = None,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Measure where the small model agrees with the large one and pick LSL boundaries from it.
+
+    Writes calibration.json, calibration.png, calibration-snippet.yaml and a trace per prompt (a rerun resumes).
+
+    Example: fbgen calibrate configs/wan2.1-14b-1.3b-lsl.yaml --prompts prompts/examples.txt --steps 30
+    """
+
+    def body() -> int:
+        from fbgen.batch import read_prompts
+        from fbgen.calibrate import calibrate as run_calibration
+        from fbgen.calibrate import pair
+        from fbgen.config import load_config
+        from fbgen.reporting import calibration_table
+        from fbgen.runner import Session
+
+        overrides = [*(set_ or []), *([f"steps={steps}"] if steps else [])]
+        cfg = load_config(config, overrides)
+        large, small = pair(cfg)
+        cfg = load_config(config, overrides, schedule=f"{large}{small}{large}")  # both models loaded
+        items = read_prompts(prompts)
+        out_dir = out or Path(cfg.output_dir) / "calibration"
+        console, tty, progress = _progress(quiet, json_)
+        with progress:
+            session = Session.open(cfg, progress)
+            result = run_calibration(session, items, out_dir)
+        if json_:
+            print(json.dumps({"exit_code": 0, "out": str(out_dir), "boundaries": result["boundaries"]}, indent=2))
+        elif not quiet:
+            console.print(calibration_table(result))
+            console.print(result["snippet"], highlight=False, markup=False)
+            console.print(f"wrote {out_dir}/calibration.json, calibration.png, calibration-snippet.yaml")
+        return 0
+
+    _guarded(debug, body)
+
+
 def _progress(quiet: bool, json_: bool) -> tuple[Console, bool, Any]:
     """Rich on a TTY, plain log lines in farm logs, nothing with --quiet or --json (stdout is for the JSON)."""
     from fbgen.reporting import LogProgress, QuietProgress, RichProgress, quiet_libraries

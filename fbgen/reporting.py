@@ -113,6 +113,23 @@ def batch_table(data: dict[str, Any]) -> Table:
     return table
 
 
+def calibration_table(result: dict[str, Any]) -> Table:
+    """Per step: sigma, the stage the calibrated boundaries give it, and each divergence as mean ± spread."""
+    b1, b2 = result["boundaries"]["steps"]
+    large, small = result["large"], result["small"]
+    table = Table(title=f"calibration: {small} vs {large} ({len(result['prompts'])} prompt(s), "
+                        f"{result['boundaries']['shape']}; boundaries at steps {b1} and {b2})")  # fmt: skip
+    names = ("rel L2 guided", "cos dist guided", "rel L2 cond", "cos dist cond")
+    for column in ("step", "sigma", "stage", *names):
+        table.add_column(column, justify="right")
+    metrics = ("rel_l2_guided", "cos_guided", "rel_l2_cond", "cos_cond")
+    for i, sigma in enumerate(result["sigmas"]):
+        stage = large if i < b1 or i >= b2 else small
+        cells = [f"{result['per_step'][m]['mean'][i]:.4f} ± {result['per_step'][m]['std'][i]:.4f}" for m in metrics]
+        table.add_row(str(i), f"{sigma:.4f}", stage, *cells)
+    return table
+
+
 def plan_table(plan: Plan, per_step: list[int], flops: dict[str, Any]) -> Table:
     table = Table(title=f"plan: {plan.schedule} over {plan.steps} steps")
     for column in ("step", "timestep", "sigma", "model", "TFLOP"):

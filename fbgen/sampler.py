@@ -41,3 +41,8 @@ def sample(
         if after_step is not None:
             after_step(i, model, latents)
     return latents
+
+
+def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
+    """Classifier-free guidance, in diffusers' order of operations (so results are bit-identical)."""
+    return uncond + scale * (cond - uncond)

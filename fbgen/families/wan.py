@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, UMT5EncoderModel
 
 from fbgen.families import FAMILIES
 from fbgen.flops import wan_forward_flops
-from fbgen.sampler import Denoiser
+from fbgen.sampler import Denoiser, guide
 from fbgen.sources import Source
 
 RULES = FAMILIES["wan"]
@@ -98,25 +98,32 @@ class WanFamily:
         channels = next(iter(self.transformers.values())).config.in_channels
         return self.pipe.prepare_latents(1, channels, height, width, num_frames, torch.float32, self.device, generator)
 
-    def denoiser(self, letter: str, prompt: Prompt, guidance_scale: float) -> Denoiser:
-        """The guided velocity of one model, computed as `WanPipeline` does (CFG as two forwards)."""
+    @torch.no_grad()
+    def predict(self, letter: str, prompt: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+        """One model's conditional and (with CFG) unconditional velocity, two forwards as `WanPipeline` does."""
         model = self.transformers[letter]
-        dtype = model.dtype
+        x = latents.to(model.dtype)
+        timestep = t.expand(x.shape[0])
+        with model.cache_context("cond"):
+            cond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.positive,
+                         return_dict=False)[0]  # fmt: skip
+        if not cfg:
+            return cond, None
+        with model.cache_context("uncond"):
+            uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.negative,
+                           return_dict=False)[0]  # fmt: skip
+        return cond, uncond
+
+    def denoiser(self, letter: str, prompt: Prompt, guidance_scale: float) -> Denoiser:
+        """The guided velocity of one model, computed as `WanPipeline` does."""
+        cfg = guidance_scale > 1.0
 
         def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
-            x = latents.to(dtype)
-            timestep = t.expand(x.shape[0])
-            with model.cache_context("cond"):
-                cond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.positive,
-                             return_dict=False)[0]  # fmt: skip
-            if guidance_scale <= 1.0:
-                return cond
-            with model.cache_context("uncond"):
-                uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.negative,
-                               return_dict=False)[0]  # fmt: skip
-            return uncond + guidance_scale * (cond - uncond)
+            cond, uncond = self.predict(letter, prompt, latents, t, cfg)
+            return cond if uncond is None else guide(cond, uncond, guidance_scale)
 
-        return torch.no_grad()(velocity)
+        return velocity
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
