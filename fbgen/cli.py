@@ -237,6 +237,73 @@ def calibrate(
     _guarded(debug, body)
 
 
+@app.command()
+def compare(
+    config: Annotated[Path, typer.Argument(help="Run config (YAML) naming the large and small model.")],
+    schedules: Annotated[str, typer.Option("--schedules", help="Comma-separated schedules.")] = "LLL,SSS,LSS,SLL,LSL",
+    prompts: Annotated[Path | None, typer.Option("--prompts", help="Prompts file (default: the config's).")] = None,
+    sweep: Annotated[
+        list[str] | None, typer.Option("--sweep", help="LSL boundary sweep: early=0.2,0.3,0.4 or late=0.7,0.8,0.9.")
+    ] = None,
+    metric_model: Annotated[
+        list[str] | None, typer.Option("--metric-model", help="clip=DIR or dino=DIR: local weights for similarity.")
+    ] = None,
+    calibration: Annotated[
+        Path | None, typer.Option("--calibration", help="calibration.json to mark (default: <output_dir>/calibration).")
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: <output_dir>/compare).")] = None,
+    set_: SetOption = None,
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Run schedules from the same seeds and compare time, FLOPs and fidelity to LLL; sweep LSL boundaries.
+
+    Writes report.json, report.md and per prompt a contact sheet PNG and a side-by-side MP4.
+
+    Example: fbgen compare configs/demo.yaml --schedules LLL,SSS,LSL --sweep early=0.2,0.3,0.4
+    """
+
+    def body() -> int:
+        from fbgen.batch import Item, read_prompts
+        from fbgen.calibrate import pair
+        from fbgen.compare import compare as run_compare
+        from fbgen.compare import load_calibration, parse_sweeps, run_specs
+        from fbgen.config import load_config
+        from fbgen.errors import BadInput
+        from fbgen.fidelity import load_embedders
+        from fbgen.runner import Session
+
+        cfg = load_config(config, set_)
+        large, small = pair(cfg)
+        cfg = load_config(config, set_, schedule=f"{large}{small}{large}")  # both models loaded once
+        names = [s.strip() for s in schedules.split(",") if s.strip()]
+        for name in names:
+            if not name.isalpha() or not name.isupper() or set(name) - set(cfg.models):
+                raise BadInput(
+                    f"--schedules {name!r}: letters must name models of the config ({', '.join(cfg.models)})"
+                )
+        specs = run_specs(cfg, names, parse_sweeps(sweep))
+        items = read_prompts(prompts) if prompts else [Item(f"prompt-{i + 1}", p, 0, cfg.seed)
+                                                         for i, p in enumerate(cfg.prompts)]  # fmt: skip
+        embedders = load_embedders(metric_model)
+        cal = load_calibration(calibration or Path(cfg.output_dir) / "calibration" / "calibration.json")
+        out_dir = out or Path(cfg.output_dir) / "compare"
+        console, tty, progress = _progress(quiet, json_)
+        with progress:
+            session = Session.open(cfg, progress)
+            report = run_compare(session, items, specs, out_dir, embedders, cal)
+        if json_:
+            print(json.dumps({"exit_code": 0, "out": str(out_dir), "runs": report["runs"],
+                              "criteria": report["criteria"]}, indent=2))  # fmt: skip
+        elif not quiet:
+            console.print((out_dir / "report.md").read_text(), markup=False, highlight=False)
+            console.print(f"wrote {out_dir}/report.json, report.md, per-prompt sheets and side-by-side videos")
+        return 0
+
+    _guarded(debug, body)
+
+
 def _progress(quiet: bool, json_: bool) -> tuple[Console, bool, Any]:
     """Rich on a TTY, plain log lines in farm logs, nothing with --quiet or --json (stdout is for the JSON)."""
     from fbgen.reporting import LogProgress, QuietProgress, RichProgress, quiet_libraries

@@ -184,7 +184,7 @@ class Session:
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
         accelerate(family.transformers.values(), config)
         residency = Residency(family.transformers, config.offload, device)
-        _sync(device)
+        sync(device)
         return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress)
 
     def run(self) -> list[dict[str, Any]]:
@@ -237,7 +237,7 @@ class Session:
             raise FbgenError(f"{name}: NaN or inf in the latents after denoising (try dtype: float32 or bfloat16)")
         t1 = time.perf_counter()
         frames = self.family.decode(latents)
-        _sync(self.device)
+        sync(self.device)
         t2 = time.perf_counter()
         out_dir.mkdir(parents=True, exist_ok=True)
         write_mp4(frames, mp4, config.fps)
@@ -340,17 +340,17 @@ class _StageClock:
 
     def before(self, i: int) -> None:
         if i in self.starts:
-            _sync(self.device)
+            sync(self.device)
             self.t = time.perf_counter()
 
     def after(self, i: int, model: str, latents: torch.Tensor) -> None:
         if i in self.ends:
-            _sync(self.device)
+            sync(self.device)
             self.wall[self.ends[i]] = time.perf_counter() - self.t
         self.on_step(i, model)
 
 
-def _sync(device: torch.device) -> None:
+def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
 

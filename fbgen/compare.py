@@ -1,0 +1,215 @@
+"""Schedule comparison: the same prompts and seeds under several schedules (and boundary sweeps), each measured
+against the large model alone (LLL) — wall time, FLOPs and fidelity — with contact sheets and side-by-side videos.
+
+The sweep reproduces the paper's two criteria for LSL boundaries:
+- early (L→S) point: the earliest one whose semantic similarity to LLL (CLIP, else DINO, else SSIM) is within
+  `SEMANTIC_TOL` of the best of the sweep — moving the switch earlier than that loses semantics;
+- late (S→L) return point: the latest one whose PSNR to LLL is within `ARTIFACT_TOL_DB` of the best of the sweep —
+  returning any earlier no longer removes artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fbgen.batch import Item, item_seed
+from fbgen.config import RunConfig, validate
+from fbgen.errors import BadInput
+from fbgen.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
+from fbgen.manifest import write_json
+from fbgen.runner import plan_flops_for, sync
+from fbgen.sheets import contact_sheet, side_by_side
+from fbgen.solvers import plan_run
+
+SEMANTIC_TOL = 0.01
+ARTIFACT_TOL_DB = 0.5
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    name: str
+    schedule: str
+    boundaries: tuple[float, ...]
+    sweep: str | None = None  # "early" or "late"
+    value: float | None = None
+
+
+def parse_sweeps(texts: list[str] | None) -> dict[str, list[float]]:
+    """`early=0.2,0.3,0.4` and/or `late=0.7,0.8,0.9` (step fractions)."""
+    sweeps = {}
+    for text in texts or []:
+        kind, sep, values = text.partition("=")
+        try:
+            numbers = [float(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            numbers = []
+        if kind not in ("early", "late") or not sep or not numbers or not all(0 < v < 1 for v in numbers):
+            raise BadInput(f"--sweep {text!r}: expected early=F,F,... or late=F,F,... with fractions in (0, 1)")
+        sweeps[kind] = sorted(set(numbers))
+    return sweeps
+
+
+def run_specs(config: RunConfig, schedules: list[str], sweeps: dict[str, list[float]]) -> list[RunSpec]:
+    """LLL (the reference) first, then each schedule at the config's boundaries, then the sweep points of LSL."""
+    large = config.large
+    small = next((m for m in config.schedule + "".join(config.models) if m != large), large)
+    reference = large * 3
+    specs = {reference: RunSpec(reference, reference, config.boundaries)}
+    for schedule in schedules:
+        if len(schedule) - 1 != len(config.boundaries):
+            n = len(config.boundaries)
+            raise BadInput(f"--schedules {schedule}: needs {len(schedule) - 1} boundaries but the config has {n}; "
+                           f"compare schedules with {n + 1} stages")  # fmt: skip
+        specs.setdefault(schedule, RunSpec(schedule, schedule, config.boundaries))
+    if sweeps and len(config.boundaries) != 2:
+        raise BadInput("--sweep varies the two boundaries of a three-stage schedule (e.g. LSL)")
+    blend = f"{large}{small}{large}"
+    for kind, values in sweeps.items():
+        for v in values:
+            b = (v, config.boundaries[1]) if kind == "early" else (config.boundaries[0], v)
+            if not b[0] < b[1]:
+                raise BadInput(f"--sweep {kind}={v}: the early boundary must come before the late one ({b})")
+            name = f"{blend}[{b[0]:g},{b[1]:g}]"
+            specs.setdefault(name, RunSpec(name, blend, b, kind, v))
+    return list(specs.values())
+
+
+def variant(config: RunConfig, spec: RunSpec) -> RunConfig:
+    raw = {k: v for k, v in config.to_dict().items() if v is not None and k != "prompts"}
+    raw.update(prompt=config.prompts[0], schedule=spec.schedule, boundaries=list(spec.boundaries))
+    if config.boundary_unit == "step":
+        raw["boundary_unit"] = "step"
+    return validate(raw, config.source)
+
+
+def compare(
+    session: Any, items: list[Item], specs: list[RunSpec], out_dir: Path,
+    embedders: dict[str, Embedder] | None = None, calibration: dict | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run every spec on every prompt from the same seed; write report.json, report.md, sheets and videos."""
+    config, embedders = session.config, embedders or {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    configs = {s.name: variant(config, s) for s in specs}
+    encoded = session.family.encode([i.prompt for i in items], config.negative_prompt, True)
+    rows: list[dict[str, Any]] = []
+    for index, (item, cond) in enumerate(zip(items, encoded)):
+        seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
+        videos, measured = {}, {}
+        for spec in specs:
+            cfg = configs[spec.name]
+            scheduler, plan = plan_run(cfg, str(session.device))
+            session.progress.item_start(index, len(items), f"{item.id} {spec.name}", plan)
+            start = time.perf_counter()
+            latents, _ = session.denoise(cfg, plan, scheduler, cond, seed)
+            videos[spec.name] = session.family.decode(latents)
+            sync(session.device)
+            measured[spec.name] = {"wall_s": time.perf_counter() - start,
+                                   "flops": plan_flops_for(cfg, plan, session.sources)["total"]}  # fmt: skip
+        reference = videos[specs[0].name]
+        for spec in specs:
+            m = measured[spec.name]
+            row = {"id": item.id, "prompt": item.prompt, "seed": seed, "run": spec.name, "schedule": spec.schedule,
+                   "boundaries": list(spec.boundaries), "sweep": spec.sweep, "value": spec.value, **m,
+                   "time_vs_reference": m["wall_s"] / measured[specs[0].name]["wall_s"],
+                   "flops_vs_reference": m["flops"] / measured[specs[0].name]["flops"],
+                   **pixel_fidelity(videos[spec.name], reference)}  # fmt: skip
+            for kind, embed in embedders.items():
+                row[kind] = embed.similarity(videos[spec.name], reference)
+            rows.append(row)
+        contact_sheet(videos, out_dir / f"{item.id}-sheet.png")
+        side_by_side(videos, out_dir / f"{item.id}-side-by-side.mp4", config.fps)
+    summary = aggregate(rows, specs, list(embedders))
+    report = {
+        "reference": specs[0].name, "prompts": [{"id": i.id, "prompt": i.prompt} for i in items],
+        "size": [config.height, config.width, config.num_frames], "steps": config.steps, "solver": config.solver,
+        "metrics": ["psnr", "ssim", *embedders], "metrics_note": None if embedders else HOW_TO_ENABLE,
+        "runs": summary, "criteria": criteria(summary, list(embedders), config.boundaries),
+        "calibrated": calibration.get("boundaries") if calibration else None, "rows": rows,
+    }  # fmt: skip
+    write_json(out_dir / "report.json", report)
+    (out_dir / "report.md").write_text(markdown(report))
+    return report
+
+
+def aggregate(rows: list[dict[str, Any]], specs: list[RunSpec], embedders: list[str]) -> list[dict[str, Any]]:
+    keys = ["wall_s", "flops", "time_vs_reference", "flops_vs_reference", "psnr", "ssim", *embedders]
+    out = []
+    for spec in specs:
+        mine = [r for r in rows if r["run"] == spec.name]
+        out.append({"run": spec.name, "schedule": spec.schedule, "boundaries": list(spec.boundaries),
+                    "sweep": spec.sweep, "value": spec.value,
+                    **{k: float(np.mean([r[k] for r in mine])) for k in keys}})  # fmt: skip
+    return out
+
+
+def criteria(summary: list[dict[str, Any]], embedders: list[str], base: tuple[float, ...]) -> dict[str, Any]:
+    """The paper's two boundary criteria read off the sweep (see the module docstring). The config's own LSL run,
+    when compared, is a point of both sweeps."""
+    semantic = next((k for k in ("clip", "dino") if k in embedders), "ssim")
+    out: dict[str, Any] = {"semantic_metric": semantic, "semantic_tol": SEMANTIC_TOL,
+                           "artifact_metric": "psnr", "artifact_tol_db": ARTIFACT_TOL_DB}  # fmt: skip
+    swept = {r["sweep"] for r in summary if r["sweep"]}
+    blend = next((r["schedule"] for r in summary if r["sweep"]), None)
+    lsl = [r for r in summary if r["schedule"] == blend]
+    if "early" in swept:
+        early = sorted((r for r in lsl if r["boundaries"][1] == base[1]), key=lambda r: r["boundaries"][0])
+        best = max(r[semantic] for r in early)
+        out["early"] = next(r["boundaries"][0] for r in early if r[semantic] >= best - SEMANTIC_TOL)
+    if "late" in swept:
+        late = [r for r in lsl if r["boundaries"][0] == base[0]]
+        best = max(r["psnr"] for r in late)
+        out["late"] = max(r["boundaries"][1] for r in late if r["psnr"] >= best - ARTIFACT_TOL_DB)
+    return out
+
+
+def markdown(report: dict[str, Any]) -> str:
+    extra = [m for m in report["metrics"] if m not in ("psnr", "ssim")]
+    h, w, f = report["size"]
+    lines = [
+        f"# fbgen compare: {len(report['prompts'])} prompt(s), {h}×{w}×{f}, {report['steps']} steps "
+        f"({report['solver']})",
+        "",
+        f"Fidelity is measured against {report['reference']} from the same seed; times and FLOPs are per video "
+        "(denoise + decode), averaged over prompts.",
+        "",
+        "| run | boundaries | wall s | time vs ref | FLOPs vs ref | PSNR dB | SSIM |"
+        + "".join(f" {m.upper()} |" for m in extra),
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: |" + " ---: |" * len(extra),
+    ]  # fmt: skip
+    for r in report["runs"]:
+        psnr = "∞ (reference)" if r["run"] == report["reference"] else f"{r['psnr']:.2f}"
+        lines.append(f"| {r['run']} | {r['boundaries']} | {r['wall_s']:.2f} | {r['time_vs_reference']:.3f} | "
+                     f"{r['flops_vs_reference']:.3f} | {psnr} | {r['ssim']:.4f} |"
+                     + "".join(f" {r[m]:.4f} |" for m in extra))  # fmt: skip
+    c = report["criteria"]
+    lines += ["", "## Boundary criteria", ""]
+    if "early" in c:
+        lines.append(f"- earliest L→S point before {c['semantic_metric'].upper()} similarity to the reference drops "
+                     f"(within {c['semantic_tol']} of the sweep's best): **{c['early']:g}**")  # fmt: skip
+    if "late" in c:
+        lines.append(f"- latest S→L return point after which PSNR stops improving (within {c['artifact_tol_db']} dB "
+                     f"of the sweep's best): **{c['late']:g}**")  # fmt: skip
+    if "early" not in c and "late" not in c:
+        lines.append("- no sweep was run (`--sweep early=0.2,0.3,0.4 --sweep late=0.7,0.8,0.9`)")
+    if report["calibrated"]:
+        cal = report["calibrated"]
+        lines.append(f"- calibrated boundaries (`fbgen calibrate`, {cal['shape']} curve): **{cal['fractions']}**")
+    if report["metrics_note"]:
+        lines += ["", f"_{report['metrics_note']}; LPIPS is not offered (its backbones are torchvision downloads)._"]
+    lines += ["", "Per prompt: `<id>-sheet.png` (rows = runs, columns = frames), `<id>-side-by-side.mp4`.", ""]
+    return "\n".join(lines)
+
+
+def load_calibration(path: Path | None) -> dict | None:
+    if path is None or not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError:
+        raise BadInput(f"{path}: not a calibration.json") from None
