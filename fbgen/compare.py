@@ -23,7 +23,7 @@ from fbgen.config import RunConfig, validate
 from fbgen.errors import BadInput
 from fbgen.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
 from fbgen.manifest import write_json
-from fbgen.runner import plan_flops_for, sync
+from fbgen.runner import NoProgress, plan_flops_for, sync
 from fbgen.sheets import contact_sheet, side_by_side
 from fbgen.solvers import plan_run
 
@@ -97,6 +97,7 @@ def compare(
     out_dir.mkdir(parents=True, exist_ok=True)
     configs = {s.name: variant(config, s) for s in specs}
     encoded = session.family.encode([i.prompt for i in items], config.negative_prompt, True)
+    warm_up(session, configs[specs[0].name], {m for s in specs for m in s.schedule}, encoded[0])
     rows: list[dict[str, Any]] = []
     for index, (item, cond) in enumerate(zip(items, encoded)):
         seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
@@ -135,6 +136,18 @@ def compare(
     write_json(out_dir / "report.json", report)
     (out_dir / "report.md").write_text(markdown(report))
     return report
+
+
+def warm_up(session: Any, config: RunConfig, models: set[str], cond: Any) -> None:
+    """Two untimed steps of each model and one decode, so the first timed run pays no one-off costs."""
+    progress, session.progress = session.progress, NoProgress()
+    for model in sorted(models):
+        cfg = variant(config, RunSpec(model * 3, model * 3, config.boundaries))
+        cfg = validate({**{k: v for k, v in cfg.to_dict().items() if v is not None and k != "prompts"},
+                        "prompt": config.prompts[0], "steps": 2}, config.source)  # fmt: skip
+        scheduler, plan = plan_run(cfg, str(session.device))
+        session.family.decode(session.denoise(cfg, plan, scheduler, cond, 0)[0])
+    session.progress = progress
 
 
 def aggregate(rows: list[dict[str, Any]], specs: list[RunSpec], embedders: list[str]) -> list[dict[str, Any]]:
