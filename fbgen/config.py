@@ -20,7 +20,6 @@ import yaml
 from fbgen.errors import BadInput
 from fbgen.families import FAMILIES
 
-SOLVERS = ("unipc", "euler")
 OFFLOADS = ("none", "idle", "group")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 BOUNDARY_UNITS = ("fraction", "step", "sigma")
@@ -32,7 +31,8 @@ PAPER_BOUNDARIES = (0.4, 0.8)  # LSL at 40/40/20 (FlowBlending paper)
 KEYS = (
     "family", "models", "text_encoder", "vae", "schedule", "boundaries", "boundary_unit", "steps", "solver",
     "shift", "guidance_scale", "seed", "prompt", "prompts", "negative_prompt", "height", "width", "num_frames",
-    "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "attention_backend", "cache", "lora",
+    "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "attention_backend", "decode_timestep",
+    "decode_noise_scale", "cache", "lora",
 )  # fmt: skip
 NOT_YET = {"cache": "first-block cache hooks", "lora": "per-model LoRA"}
 
@@ -70,6 +70,8 @@ class RunConfig:
     filename: str
     compile: bool
     attention_backend: str | None
+    decode_timestep: float
+    decode_noise_scale: float | None
     text_encoder: ModelRef | None = None
     vae: ModelRef | None = None
     source: str = field(default="<config>", compare=False)
@@ -156,6 +158,9 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
 
     family = c.choice("family", tuple(FAMILIES), "wan")
     rules = FAMILIES[family]
+    for key in {k for r in FAMILIES.values() for k in r.options} - set(rules.options):
+        if raw.get(key) is not None:
+            raise c.fail(key, f"only for family {', '.join(f for f, r in FAMILIES.items() if key in r.options)}")
     models = c.models()
     schedule = c.schedule(models)
     height_default, width_default, frames_default = rules.default_size
@@ -179,8 +184,10 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         boundaries=boundaries,
         boundary_unit=unit,
         steps=steps,
-        solver=c.choice("solver", SOLVERS, "unipc"),
-        shift=c.number("shift", rules.default_shift, positive=True),
+        solver=c.choice("solver", rules.solvers, rules.solvers[0]),
+        shift=None
+        if raw.get("shift") is None and rules.default_shift is None
+        else c.number("shift", rules.default_shift, positive=True),
         guidance_scale=c.guidance(models),
         seed=c.integer("seed", 0, minimum=0),
         prompts=c.prompts(),
@@ -196,6 +203,8 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         filename=c.filename(),
         compile=c.boolean("compile", False),
         attention_backend=c.attention_backend(),
+        decode_timestep=c.number("decode_timestep", 0.0),
+        decode_noise_scale=None if raw.get("decode_noise_scale") is None else c.number("decode_noise_scale", 0.0),
         text_encoder=c.model_ref("text_encoder", raw.get("text_encoder")) if raw.get("text_encoder") else None,
         vae=c.model_ref("vae", raw.get("vae")) if raw.get("vae") else None,
         source=source,

@@ -56,6 +56,33 @@ def wan_forward_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int]
     return cfg["num_layers"] * block + embed + head
 
 
+def ltx_forward_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int], text_tokens: int) -> int:
+    """One `LTXVideoTransformer3DModel` forward on a latent of (frames, height, width).
+
+    Per block, with S video tokens, L text tokens, width D, cross-attention input width C and FFN width 4D:
+    12·S·D² (self-attn QKVO + cross-attn Q,O) + 4·L·C·D (cross-attn K,V) + 16·S·D² (FFN) + 4·S²·D + 4·S·L·D.
+    """
+    p, pt = cfg["patch_size"], cfg["patch_size_t"]
+    frames, height, width = latent_shape
+    s = (frames // pt) * (height // p) * (width // p)
+    length = text_tokens
+    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    c = cfg["cross_attention_dim"]
+    block = (
+        6 * _linear(s, d, d)  # self-attention q, k, v, out; cross-attention q, out
+        + 2 * _linear(length, c, d)  # cross-attention k, v on the text tokens
+        + _linear(s, d, 4 * d) + _linear(s, 4 * d, d)  # feed-forward
+        + 4 * s * s * d + 4 * s * length * d  # attention QKᵀ and AV, self and cross
+    )  # fmt: skip
+    embed = (
+        _linear(s, cfg["in_channels"] * p * p * pt, d)  # proj_in
+        + _linear(length, cfg["caption_channels"], d) + _linear(length, d, d)  # caption projection
+        + _linear(1, 256, d) + _linear(1, d, d) + _linear(1, d, 6 * d)  # timestep embedding (AdaLayerNormSingle)
+    )  # fmt: skip
+    head = _linear(s, d, cfg["out_channels"])
+    return cfg["num_layers"] * block + embed + head
+
+
 def plan_flops(plan: Plan, per_forward: Mapping[str, int], guidance: Mapping[str, float]) -> dict[str, Any]:
     """Total FLOPs of a plan, per model, and of the same run with the largest model at every step."""
     per_step = {m: per_forward[m] * forwards_per_step(guidance[m]) for m in per_forward}

@@ -104,7 +104,26 @@ class Sources:
             except ModelError:
                 pass  # not needed to run; FLOPs then compare against the largest model used
         check_pair(configs, adapter.PAIR_KEYS, {letter: config.models[letter].id for letter in configs})
-        return cls(transformers, resolved[text_ref], resolved[vae_ref], configs, read_config(resolved[vae_ref], "vae"))
+        vae_config = read_config(resolved[vae_ref], "vae")
+        check_vaes(config, used, vae_ref, vae_config, adapter.VAE_KEYS)
+        return cls(transformers, resolved[text_ref], resolved[vae_ref], configs, vae_config)
+
+
+def check_vaes(config: RunConfig, used: list[str], vae_ref: Any, vae_config: dict, keys: tuple[str, ...]) -> None:
+    """A model that ships its own VAE must ship the shared one: its latents are decoded by it (e.g. LTX 0.9.1 vs
+    0.9.5+ VAEs differ). Only config.json files are read; a model without a findable VAE config is not judged."""
+    for letter in used:
+        ref = config.models[letter]
+        if ref == vae_ref:
+            continue
+        try:
+            own = read_config(resolve(ref, ["vae"], f"models.{letter}", weights=False), "vae")
+        except ModelError:
+            continue
+        for key in keys:
+            if own.get(key) != vae_config.get(key):
+                raise ModelError(f"models.{letter} ({ref.id}) was trained with another VAE than the shared one "
+                                 f"({vae_ref.id}): vae {key} is {own.get(key)} vs {vae_config.get(key)}")  # fmt: skip
 
 
 def check_pair(configs: dict[str, dict], keys: tuple[str, ...], ids: dict[str, str]) -> None:
@@ -202,6 +221,7 @@ class Session:
     def denoise(self, config: RunConfig, plan: Plan, scheduler: Any, cond: Any, seed: int
                 ) -> tuple[torch.Tensor, list[float]]:  # fmt: skip
         """The staged loop alone: seeded noise → final latents, and the wall time of each stage of the plan."""
+        self.family.configure(config)
         latents = self.family.initial_latents(seed, config.height, config.width, config.num_frames)
         denoisers = {m: self.family.denoiser(m, cond, config.guidance_scale[m]) for m in set(plan.models)}
         clock = _StageClock(plan, self.device, self.progress.step)

@@ -6,6 +6,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from fbgen.config import RunConfig
+from fbgen.families import load_adapter
 from fbgen.schedule import Plan, build_plan
 
 
@@ -19,9 +20,8 @@ def make_scheduler(solver: str, shift: float) -> SchedulerMixin:
 
 
 def plan_run(config: RunConfig, device: str = "cpu") -> tuple[SchedulerMixin, Plan]:
-    """A fresh scheduler with timesteps set, and the per-step model plan over those timesteps."""
-    scheduler = make_scheduler(config.solver, config.shift)
-    scheduler.set_timesteps(config.steps, device=device)
+    """A fresh scheduler with timesteps set the family's way, and the per-step model plan over those timesteps."""
+    scheduler = load_adapter(config.family).scheduler(config, device)
     sigmas = [float(s) for s in scheduler.sigmas[: config.steps]]
     timesteps = [float(t) for t in scheduler.timesteps]
     plan = build_plan(config.schedule, config.boundaries, config.boundary_unit, timesteps, sigmas)

@@ -70,6 +70,61 @@ def tiny_transformer(**sizes):
     return WanTransformer3DModel(**{**config, **sizes}).eval()
 
 
+LTX_LARGE = dict(num_layers=2, num_attention_heads=4, attention_head_dim=8)
+LTX_SMALL = dict(num_layers=1, num_attention_heads=2, attention_head_dim=8)
+
+
+def tiny_t5():
+    from transformers import T5Config, T5EncoderModel
+
+    config = T5Config(vocab_size=len(VOCAB), d_model=TEXT_DIM, d_kv=8, d_ff=64, num_layers=2, num_heads=4,
+                      relative_attention_num_buckets=8, pad_token_id=0, eos_token_id=1)  # fmt: skip
+    return T5EncoderModel(config).eval()
+
+
+def tiny_ltx_vae(latent_channels: int = 8, timestep_conditioning: bool = True):
+    """LTX 0.9.5+-shaped VAE (32x spatial, 8x temporal compression, timestep-conditioned decoder), 8 channels wide."""
+    from diffusers import AutoencoderKLLTXVideo
+
+    vae = AutoencoderKLLTXVideo(
+        latent_channels=latent_channels, block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
+        layers_per_block=(1, 1, 1, 1, 1), decoder_layers_per_block=(1, 1, 1, 1, 1),
+        spatio_temporal_scaling=(True, True, True, False), decoder_spatio_temporal_scaling=(True, True, True, False),
+        decoder_inject_noise=(False, False, False, False, False), upsample_residual=(False, False, False, False),
+        upsample_factor=(1, 1, 1, 1), timestep_conditioning=timestep_conditioning, patch_size=4, patch_size_t=1,
+        encoder_causal=True, decoder_causal=False,
+    )  # fmt: skip
+    return vae.eval()
+
+
+def tiny_ltx_transformer(latent_channels: int = 8, **sizes):
+    from diffusers import LTXVideoTransformer3DModel
+
+    width = sizes.get("num_attention_heads", 2) * sizes.get("attention_head_dim", 8)
+    return LTXVideoTransformer3DModel(in_channels=latent_channels, out_channels=latent_channels, patch_size=1,
+                                      patch_size_t=1, cross_attention_dim=width, caption_channels=TEXT_DIM,
+                                      **sizes).eval()  # fmt: skip
+
+
+def build_tiny_ltx(root: str | Path, seed: int = 0, latent_channels: int = 8) -> dict[str, Path]:
+    """Write a tiny large/small LTX-Video pair (full diffusers pipeline directories sharing T5 and VAE)."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
+
+    from fbgen.families.ltx import SCHEDULER
+
+    root = Path(root)
+    torch.manual_seed(seed)
+    vae = tiny_ltx_vae(latent_channels)
+    shared = dict(tokenizer=tiny_tokenizer(), text_encoder=tiny_t5(), vae=vae)
+    paths = {}
+    for name, sizes in (("large", LTX_LARGE), ("small", LTX_SMALL)):
+        pipe = LTXPipeline(scheduler=FlowMatchEulerDiscreteScheduler(**SCHEDULER),
+                           transformer=tiny_ltx_transformer(latent_channels, **sizes), **shared)  # fmt: skip
+        paths[name] = root / f"ltx-{name}"
+        pipe.save_pretrained(paths[name], safe_serialization=True)
+    return paths
+
+
 def build_tiny_wan(root: str | Path, seed: int = 0) -> dict[str, Path]:
     """Write a tiny large/small Wan pair (full diffusers pipeline directories sharing text encoder and VAE)."""
     from diffusers import WanPipeline

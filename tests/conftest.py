@@ -44,3 +44,38 @@ def write_config(tmp_path, tiny_pair):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def tiny_ltx(tmp_path_factory) -> dict[str, Path]:
+    from fbgen.tiny import build_tiny_ltx
+
+    return build_tiny_ltx(tmp_path_factory.mktemp("ltx-models"))
+
+
+@pytest.fixture
+def write_ltx_config(tmp_path, tiny_ltx):
+    """A small LTX run config (overrides as keyword arguments)."""
+
+    def write(**overrides) -> Path:
+        data = {
+            "family": "ltx",
+            "models": {"large": str(tiny_ltx["large"]), "small": str(tiny_ltx["small"])},
+            "schedule": "LSL",
+            "steps": 5,
+            "height": 64,
+            "width": 64,
+            "num_frames": 9,
+            "guidance_scale": 3.0,
+            "decode_timestep": 0.05,
+            "decode_noise_scale": 0.025,
+            "prompt": "a red cat runs left",
+            "output_dir": str(tmp_path / "out"),
+            "device": "cpu",
+        }
+        data.update(overrides)
+        path = tmp_path / "ltx.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return path
+
+    return write

@@ -22,9 +22,19 @@ from fbgen.sources import Source
 
 RULES = FAMILIES["wan"]
 PAIR_KEYS = ("in_channels", "out_channels", "patch_size", "text_dim")  # must match for a shared latent space
+VAE_KEYS = ("z_dim", "base_dim", "dim_mult", "num_res_blocks", "temperal_downsample", "latents_mean", "latents_std")
 TRANSFORMER = "transformer"
 TEXT_SUBFOLDERS = ["text_encoder", "tokenizer"]
 VAE_SUBFOLDERS = ["vae"]
+
+
+def scheduler(config, device: str):
+    """Wan's default: UniPC with flow sigmas (or Euler), a fixed shift, `steps` timesteps."""
+    from fbgen.solvers import make_scheduler
+
+    sched = make_scheduler(config.solver, config.shift)
+    sched.set_timesteps(config.steps, device=device)
+    return sched
 
 
 @dataclass
@@ -65,6 +75,9 @@ class WanFamily:
             vae.path, subfolder="vae", torch_dtype=torch.float32, use_safetensors=True
         ).eval()
         return cls(models, tokenizer, text_encoder.to(device), vae_model.to(device), device)
+
+    def configure(self, config) -> None:
+        """Per-run settings beyond the loop's own: none for Wan."""
 
     # -- conditioning ------------------------------------------------------------------------------------------
     @torch.no_grad()
