@@ -1,3 +1,5 @@
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -108,3 +110,9 @@ def test_yaml_tags_are_not_executed(tmp_path):
     evil.write_text("steps: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(BadInput, match="not valid YAML"):
         load_config(evil)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parent.parent / "configs").glob("*.yaml")), ids=str)
+def test_shipped_configs_validate(path):
+    config = load_config(path, ["device=cpu"])  # the GPU configs say device: cuda
+    assert config.schedule and config.prompts
