@@ -201,7 +201,7 @@ def apply_variant(models: dict, variant: str, device: torch.device) -> float:
     start = time.perf_counter()
     for model in models.values():
         model.reset_attention_backend()
-    accelerate(models.values(), validate(raw, f"variant {variant}"))
+    accelerate(models, validate(raw, f"variant {variant}"))
     return time.perf_counter() - start
 
 

@@ -34,7 +34,11 @@ KEYS = (
     "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "attention_backend", "decode_timestep",
     "decode_noise_scale", "cache", "lora",
 )  # fmt: skip
-NOT_YET = {"cache": "first-block cache hooks", "lora": "per-model LoRA"}
+NOT_YET = {"lora": "per-model LoRA"}
+CACHES = {  # diffusers cache hooks that support Wan and LTX, with the settings fbgen passes through
+    "first_block": ("threshold",),
+    "taylorseer": ("cache_interval", "disable_cache_before_step", "disable_cache_after_step", "max_order"),
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +74,8 @@ class RunConfig:
     filename: str
     compile: bool
     attention_backend: str | None
-    decode_timestep: float
+    cache: dict[str, dict[str, Any]]  # model letter → {type, settings}; empty: no cache
+    decode_timestep: float | None  # LTX only
     decode_noise_scale: float | None
     text_encoder: ModelRef | None = None
     vae: ModelRef | None = None
@@ -203,7 +208,8 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         filename=c.filename(),
         compile=c.boolean("compile", False),
         attention_backend=c.attention_backend(),
-        decode_timestep=c.number("decode_timestep", 0.0),
+        cache=c.cache(models),
+        decode_timestep=c.number("decode_timestep", 0.0) if "decode_timestep" in rules.options else None,
         decode_noise_scale=None if raw.get("decode_noise_scale") is None else c.number("decode_noise_scale", 0.0),
         text_encoder=c.model_ref("text_encoder", raw.get("text_encoder")) if raw.get("text_encoder") else None,
         vae=c.model_ref("vae", raw.get("vae")) if raw.get("vae") else None,
@@ -373,6 +379,31 @@ class _Checker:
                 raise self.fail("device", f"{value} does not exist; this machine has "
                                           f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
         return value
+
+    def cache(self, models: dict[str, ModelRef]) -> dict[str, dict[str, Any]]:
+        """`{type: first_block, threshold: 0.05}` for every model, or per model: `{L: {...}, S: none}`."""
+        value = self.raw.get("cache")
+        if value in (None, "none", False):
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail("cache", f"expected {{type: {'|'.join(CACHES)}, ...}} or one such per model")
+        per_model = value if "type" not in value else {m: value for m in models}
+        out = {}
+        for letter, spec in per_model.items():
+            letter = MODEL_ALIASES.get(letter, letter)
+            key = f"cache.{letter}" if "type" not in value else "cache"
+            if letter not in models:
+                raise self.fail(key, f"names no model; models are {', '.join(models)}")
+            if spec in (None, "none", False):
+                continue
+            kind = spec.get("type") if isinstance(spec, dict) else None
+            if kind not in CACHES:
+                raise self.fail(key, f"type must be one of {', '.join(CACHES)}; got {kind!r}")
+            extra = set(spec) - {"type", *CACHES[kind]}
+            if extra:
+                raise self.fail(key, f"unknown setting(s) {sorted(extra)} for {kind}; valid: {', '.join(CACHES[kind])}")
+            out[letter] = dict(spec)
+        return out
 
     def attention_backend(self) -> str | None:
         """A backend of diffusers' attention dispatcher; hub-kernel backends are refused (nothing is downloaded)."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -201,7 +201,7 @@ class Session:
             family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
-        accelerate(family.transformers.values(), config)
+        accelerate(family.transformers, config)
         residency = Residency(family.transformers, config.offload, device)
         sync(device)
         return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress)
@@ -229,6 +229,8 @@ class Session:
 
         def before_step(i: int, model: str) -> None:
             place(i, model)
+            if config.cache.get(model) and (i == 0 or plan.models[i - 1] != model):
+                reset_cache(self.family.transformers[model])
             clock.before(i)
 
         latents = sample(scheduler, plan.models, denoisers, latents, before_step, clock.after)
@@ -320,16 +322,32 @@ class Session:
         return record
 
 
-def accelerate(models: Any, config: RunConfig) -> None:
-    """The config's accelerations, applied the way diffusers documents them, to every transformer of the run."""
-    for model in models:
+def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
+    """The config's accelerations, applied the way diffusers documents them, to the transformers of the run:
+    attention backend and regional compile for all, a cache hook per model (each model keeps its own state)."""
+    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
+
+    for letter, model in models.items():
         if config.attention_backend:
             try:
                 model.set_attention_backend(config.attention_backend)
             except (ImportError, RuntimeError, ValueError) as e:
                 raise BadInput(f"{config.source}: key 'attention_backend': {str(e).splitlines()[0]}") from None
+        spec = dict(config.cache.get(letter) or {})
+        if spec:
+            kind = spec.pop("type")
+            model.enable_cache(
+                FirstBlockCacheConfig(**spec) if kind == "first_block" else TaylorSeerCacheConfig(**spec)
+            )
         if config.compile:
             model.compile_repeated_blocks(fullgraph=True)
+
+
+def reset_cache(model: Any) -> None:
+    """A cache hook's state belongs to one stretch of one model's trajectory: reset it when a stage starts, as
+    diffusers' pipelines do after each call."""
+    if hasattr(model, "_reset_stateful_cache"):
+        model._reset_stateful_cache()
 
 
 def prepare_output_dir(config: RunConfig) -> Path:

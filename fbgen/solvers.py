@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from diffusers import FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
+from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
 from fbgen.config import RunConfig
@@ -11,11 +11,15 @@ from fbgen.schedule import Plan, build_plan
 
 
 def make_scheduler(solver: str, shift: float) -> SchedulerMixin:
-    """UniPC with flow sigmas (the Wan 2.1 default) or flow-matching Euler, both with the given time shift."""
+    """UniPC with flow sigmas (the Wan 2.1 default), flow-matching Euler or DPM++ (2M, flow sigmas), all with the
+    given time shift."""
     if solver == "unipc":
         return UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift)
     if solver == "euler":
         return FlowMatchEulerDiscreteScheduler(shift=shift)
+    if solver == "dpmpp":
+        return DPMSolverMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=shift,
+                                           algorithm_type="dpmsolver++", solver_order=2)  # fmt: skip
     raise ValueError(f"unknown solver {solver!r}")
 
 

@@ -44,7 +44,7 @@ def test_tiny_run_writes_consistent_figures(tmp_path):
 
 def test_attention_backend_reaches_every_attention_processor():
     model = tiny_transformer(**LARGE)
-    accelerate([model], validate({"models": {"L": "x"}, "prompt": "x", "attention_backend": "_native_math"}))
+    accelerate({"L": model}, validate({"models": {"L": "x"}, "prompt": "x", "attention_backend": "_native_math"}))
     backends = {
         str(m.processor._attention_backend)
         for m in model.modules()

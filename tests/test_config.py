@@ -72,6 +72,9 @@ def test_more_letters_and_sigma_boundaries(tmp_path):
         ({"models": {"huge": "a/b"}}, "key 'models.huge'"),
         ({"output_dir": "/dev/null/out"}, "key 'output_dir'"),
         ({"lora": {"S": "x"}}, "key 'lora': per-model LoRA are not supported yet"),
+        ({"cache": {"type": "fast"}}, "key 'cache': type must be one of first_block, taylorseer"),
+        ({"cache": {"type": "first_block", "thresh": 1}}, "unknown setting(s) ['thresh'] for first_block"),
+        ({"cache": {"X": {"type": "first_block"}}}, "key 'cache.X': names no model"),
         ({"attention_backend": "flash_hub"}, "key 'attention_backend': must be one of flash,"),
     ],
 )

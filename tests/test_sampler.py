@@ -25,7 +25,7 @@ def final_latents(config, session, cond, seed=0):
     return latents, plan
 
 
-@pytest.mark.parametrize("solver", ["unipc", "euler"])
+@pytest.mark.parametrize("solver", ["unipc", "euler", "dpmpp"])
 def test_lll_equals_diffusers_wan_pipeline(write_config, tiny_pair, solver):
     config, session, cond = open_session(write_config, schedule="LLL", solver=solver, steps=5)
     ours, _ = final_latents(config, session, cond, seed=3)

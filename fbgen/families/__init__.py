@@ -23,7 +23,7 @@ class FamilyRules:
 
 
 FAMILIES: dict[str, FamilyRules] = {
-    "wan": FamilyRules("wan", 16, 4, 512, 3.0, (480, 832, 81), 16, "fbgen.families.wan", ("unipc", "euler")),
+    "wan": FamilyRules("wan", 16, 4, 512, 3.0, (480, 832, 81), 16, "fbgen.families.wan", ("unipc", "euler", "dpmpp")),
     "ltx": FamilyRules(
         "ltx",
         32,
