@@ -34,7 +34,6 @@ KEYS = (
     "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "attention_backend", "decode_timestep",
     "decode_noise_scale", "cache", "lora",
 )  # fmt: skip
-NOT_YET = {"lora": "per-model LoRA"}
 CACHES = {  # diffusers cache hooks that support Wan and LTX, with the settings fbgen passes through
     "first_block": ("threshold",),
     "taylorseer": ("cache_interval", "disable_cache_before_step", "disable_cache_after_step", "max_order"),
@@ -75,6 +74,7 @@ class RunConfig:
     compile: bool
     attention_backend: str | None
     cache: dict[str, dict[str, Any]]  # model letter → {type, settings}; empty: no cache
+    lora: dict[str, dict[str, Any]]  # model letter → {path, scale, weight_name}
     decode_timestep: float | None  # LTX only
     decode_noise_scale: float | None
     text_encoder: ModelRef | None = None
@@ -157,9 +157,6 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
             hint = difflib.get_close_matches(str(key), KEYS, n=1)
             did_you_mean = f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {', '.join(KEYS)}"
             raise c.fail(str(key), f"unknown key{did_you_mean}")
-    for key, what in NOT_YET.items():
-        if raw.get(key) not in (None, False, "none", {}):
-            raise c.fail(key, f"{what} are not supported yet by this fbgen version; remove the key")
 
     family = c.choice("family", tuple(FAMILIES), "wan")
     rules = FAMILIES[family]
@@ -209,6 +206,7 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         compile=c.boolean("compile", False),
         attention_backend=c.attention_backend(),
         cache=c.cache(models),
+        lora=c.lora(models),
         decode_timestep=c.number("decode_timestep", 0.0) if "decode_timestep" in rules.options else None,
         decode_noise_scale=None if raw.get("decode_noise_scale") is None else c.number("decode_noise_scale", 0.0),
         text_encoder=c.model_ref("text_encoder", raw.get("text_encoder")) if raw.get("text_encoder") else None,
@@ -403,6 +401,29 @@ class _Checker:
             if extra:
                 raise self.fail(key, f"unknown setting(s) {sorted(extra)} for {kind}; valid: {', '.join(CACHES[kind])}")
             out[letter] = dict(spec)
+        return out
+
+    def lora(self, models: dict[str, ModelRef]) -> dict[str, dict[str, Any]]:
+        """Per model: `{S: path}` or `{S: {path: ..., scale: 1.0, weight_name: ...}}` (safetensors only)."""
+        value = self.raw.get("lora")
+        if value in (None, "none", False, {}):
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail("lora", "expected a LoRA per model letter, e.g. {S: path/to/lora.safetensors}")
+        out = {}
+        for letter, spec in value.items():
+            letter = MODEL_ALIASES.get(letter, letter)
+            key = f"lora.{letter}"
+            if letter not in models:
+                raise self.fail(key, f"names no model; models are {', '.join(models)}")
+            spec = {"path": spec} if isinstance(spec, str) else spec
+            if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not spec["path"].strip():
+                raise self.fail(key, "expected a path (file, directory or hub id) or {path, scale, weight_name}")
+            extra = set(spec) - {"path", "scale", "weight_name"}
+            if extra:
+                raise self.fail(key, f"unknown field(s) {sorted(extra)}; valid: path, scale, weight_name")
+            scale = self.number(key, 1.0, value=spec.get("scale", 1.0))
+            out[letter] = {"path": spec["path"], "scale": scale, "weight_name": spec.get("weight_name")}
         return out
 
     def attention_backend(self) -> str | None:

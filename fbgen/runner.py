@@ -201,6 +201,7 @@ class Session:
             family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
+        load_loras(family, config)
         accelerate(family.transformers, config)
         residency = Residency(family.transformers, config.offload, device)
         sync(device)
@@ -341,6 +342,27 @@ def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
             )
         if config.compile:
             model.compile_repeated_blocks(fullgraph=True)
+
+
+def load_loras(family: Any, config: RunConfig) -> None:
+    """A LoRA per model, through the family pipeline's own LoRA loader (format conversion included), into that
+    model alone; safetensors only."""
+    loader = type(family.pipe)
+    for letter, spec in config.lora.items():
+        model = family.transformers.get(letter)
+        if model is None:
+            continue  # declared but unused by this schedule
+        path = Path(spec["path"]).expanduser()
+        source, weight_name = (str(path.parent), path.name) if path.is_file() else (spec["path"], spec["weight_name"])
+        try:
+            state_dict, metadata = loader.lora_state_dict(source, weight_name=weight_name, use_safetensors=True,
+                                                          allow_pickle=False, return_lora_metadata=True)  # fmt: skip
+            name = f"fbgen_{letter}"
+            loader.load_lora_into_transformer(state_dict, transformer=model, adapter_name=name, metadata=metadata)
+            model.set_adapters([name], [spec["scale"]])
+        except (OSError, ValueError, RuntimeError, KeyError) as e:
+            raise ModelError(f"{config.source}: lora.{letter}: cannot load {spec['path']} "
+                             f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None  # fmt: skip
 
 
 def reset_cache(model: Any) -> None:
