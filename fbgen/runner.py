@@ -13,6 +13,7 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -26,7 +27,7 @@ from fbgen.flops import plan_flops
 from fbgen.manifest import environment, now, write_json
 from fbgen.naming import output_name
 from fbgen.residency import Residency
-from fbgen.sampler import sample
+from fbgen.sampler import guided, sample
 from fbgen.schedule import Plan
 from fbgen.solvers import plan_run
 from fbgen.sources import Source, file_sha256, parameter_count, read_config, resolve
@@ -224,7 +225,9 @@ class Session:
         """The staged loop alone: seeded noise → final latents, and the wall time of each stage of the plan."""
         self.family.configure(config)
         latents = self.family.initial_latents(seed, config.height, config.width, config.num_frames)
-        denoisers = {m: self.family.denoiser(m, cond, config.guidance_scale[m]) for m in set(plan.models)}
+        denoisers = {
+            m: guided(partial(self.family.predict, m, cond), config.guidance_scale[m]) for m in set(plan.models)
+        }
         clock = _StageClock(plan, self.device, self.progress.step)
         place = self.residency.hook(plan.models)
 

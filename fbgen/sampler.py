@@ -43,6 +43,22 @@ def sample(
     return latents
 
 
+Prediction = Callable[[torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
+"""(latents, timestep, cfg) → (conditional, unconditional or None): one model's predictions (a family's `predict`)."""
+
+
+def guided(predict: Prediction, guidance_scale: float) -> Denoiser:
+    """A denoiser from a model's predictions with classifier-free guidance, which runs only for scales > 1 (as in
+    diffusers' pipelines)."""
+    cfg = guidance_scale > 1.0
+
+    def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
+        cond, uncond = predict(latents, t, cfg)
+        return cond if uncond is None else guide(cond, uncond, guidance_scale)
+
+    return velocity
+
+
 def guide(cond: torch.Tensor, uncond: torch.Tensor, scale: float) -> torch.Tensor:
     """Classifier-free guidance, in diffusers' order of operations (so results are bit-identical)."""
     return uncond + scale * (cond - uncond)

@@ -1,5 +1,7 @@
 """fbgen's loop against diffusers' own WanPipeline, and the staged schedule against the plan."""
 
+from functools import partial
+
 import numpy as np
 import pytest
 import torch
@@ -7,6 +9,7 @@ from diffusers import WanPipeline
 
 from fbgen.config import load_config
 from fbgen.runner import Session
+from fbgen.sampler import guided
 from fbgen.solvers import make_scheduler, plan_run
 
 
@@ -75,7 +78,7 @@ def test_one_scheduler_spans_the_switch(write_config, tiny_pair):
     torch.testing.assert_close(lsl, lll, rtol=0, atol=0)
 
     # the wrong way, for contrast: a fresh solver at the boundary loses UniPC's history and changes the result
-    denoise = session.family.denoiser("L", cond, 5.0)
+    denoise = guided(partial(session.family.predict, "L", cond), 5.0)
     latents = session.family.initial_latents(0, config.height, config.width, config.num_frames)
     for part in (range(0, 4), range(4, 8)):
         scheduler, _ = plan_run(config)

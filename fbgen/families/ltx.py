@@ -22,7 +22,6 @@ from transformers import AutoTokenizer, T5EncoderModel
 
 from fbgen.families import FAMILIES
 from fbgen.flops import ltx_forward_flops
-from fbgen.sampler import Denoiser, guide
 from fbgen.sources import Source
 
 RULES = FAMILIES["ltx"]
@@ -155,15 +154,6 @@ class LTXFamily:
             return out, None
         uncond, cond = out.chunk(2)
         return cond, uncond
-
-    def denoiser(self, letter: str, prompt: Prompt, guidance_scale: float) -> Denoiser:
-        cfg = guidance_scale > 1.0
-
-        def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
-            cond, uncond = self.predict(letter, prompt, latents, t, cfg)
-            return cond if uncond is None else guide(cond, uncond, guidance_scale)
-
-        return velocity
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:

@@ -17,7 +17,6 @@ from transformers import AutoTokenizer, UMT5EncoderModel
 
 from fbgen.families import FAMILIES
 from fbgen.flops import wan_forward_flops
-from fbgen.sampler import Denoiser, guide
 from fbgen.sources import Source
 
 RULES = FAMILIES["wan"]
@@ -127,16 +126,6 @@ class WanFamily:
             uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.negative,
                            return_dict=False)[0]  # fmt: skip
         return cond, uncond
-
-    def denoiser(self, letter: str, prompt: Prompt, guidance_scale: float) -> Denoiser:
-        """The guided velocity of one model, computed as `WanPipeline` does."""
-        cfg = guidance_scale > 1.0
-
-        def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
-            cond, uncond = self.predict(letter, prompt, latents, t, cfg)
-            return cond if uncond is None else guide(cond, uncond, guidance_scale)
-
-        return velocity
 
     @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> np.ndarray:
