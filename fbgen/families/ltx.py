@@ -9,7 +9,6 @@ timestep (and optional decode noise) when it was trained to.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -21,6 +20,7 @@ from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 from transformers import AutoTokenizer, T5EncoderModel
 
 from fbgen.families import FAMILIES
+from fbgen.families.base import PipelineFamily
 from fbgen.flops import ltx_forward_flops
 from fbgen.sources import Source
 
@@ -61,18 +61,14 @@ def scheduler(config: Any, device: str) -> FlowMatchEulerDiscreteScheduler:
     return sched
 
 
-class LTXFamily:
+class LTXFamily(PipelineFamily):
     """Shared T5 text encoder + VAE, one transformer per schedule letter."""
 
     rules = RULES
+    pipeline_class = LTXPipeline
 
-    def __init__(self, transformers: Mapping[str, LTXVideoTransformer3DModel], tokenizer, text_encoder, vae, device):
-        self.transformers = dict(transformers)
-        self.device = torch.device(device)
-        self.pipe = LTXPipeline(
-            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=None,
-            transformer=next(iter(self.transformers.values())),
-        )  # fmt: skip
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
         self.frame_rate = RULES.default_fps
         self.decode_timestep, self.decode_noise_scale = 0.0, None
 
@@ -108,10 +104,7 @@ class LTXFamily:
                 max_sequence_length=RULES.text_tokens, device=self.device,
             )  # fmt: skip
             encoded.append(Prompt(pos, pos_mask, neg, neg_mask))
-        self.pipe.text_encoder = None
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
+        self.free_text_encoder()
         return encoded
 
     # -- sampling ----------------------------------------------------------------------------------------------

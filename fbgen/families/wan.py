@@ -6,7 +6,6 @@ components, so fbgen's LLL is diffusers' result. Only the loop is fbgen's (see `
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -16,6 +15,7 @@ from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
 from transformers import AutoTokenizer, UMT5EncoderModel
 
 from fbgen.families import FAMILIES
+from fbgen.families.base import PipelineFamily
 from fbgen.flops import wan_forward_flops
 from fbgen.sources import Source
 
@@ -44,18 +44,11 @@ class Prompt:
     negative: torch.Tensor | None
 
 
-class WanFamily:
-    """Shared text encoder + VAE, one transformer per schedule letter."""
+class WanFamily(PipelineFamily):
+    """Shared UMT5 text encoder + Wan VAE, one transformer per schedule letter."""
 
     rules = RULES
-
-    def __init__(self, transformers: Mapping[str, WanTransformer3DModel], tokenizer, text_encoder, vae, device):
-        self.transformers = dict(transformers)
-        self.device = torch.device(device)
-        self.pipe = WanPipeline(
-            tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=None,
-            transformer=next(iter(self.transformers.values())),
-        )  # fmt: skip
+    pipeline_class = WanPipeline
 
     @classmethod
     def load(
@@ -75,9 +68,6 @@ class WanFamily:
         ).eval()
         return cls(models, tokenizer, text_encoder.to(device), vae_model.to(device), device)
 
-    def configure(self, config) -> None:
-        """Per-run settings beyond the loop's own: none for Wan."""
-
     # -- conditioning ------------------------------------------------------------------------------------------
     @torch.no_grad()
     def encode(self, prompts: list[str], negative_prompt: str | list[str], cfg: bool) -> list[Prompt]:
@@ -92,12 +82,6 @@ class WanFamily:
             encoded.append(Prompt(positive, negative))
         self.free_text_encoder()
         return encoded
-
-    def free_text_encoder(self) -> None:
-        self.pipe.text_encoder = None
-        gc.collect()
-        if self.device.type == "cuda":
-            torch.cuda.empty_cache()
 
     # -- sampling ----------------------------------------------------------------------------------------------
     def latent_shape(self, height: int, width: int, num_frames: int) -> tuple[int, int, int]:
