@@ -1,9 +1,10 @@
-"""Speed and memory of FlowBlending against stock diffusers, at the real Wan 2.1 transformer configs.
+"""Speed and memory of FlowBlending against stock diffusers, at the real Wan 2.1 (and LTX-Video) transformer configs.
 
-Builds the 14B and 1.3B transformers with random weights directly on the GPU (nothing is downloaded: speed does not
-depend on the weights' values) and, in one process, times with equal steps and CFG:
+Builds the 14B and 1.3B transformers (`--family ltx`: 13B and 2B) with random weights directly on the GPU
+(nothing is downloaded: speed does not depend on the weights' values) and, in one process, times with equal steps
+and CFG:
 
-  stock  diffusers `WanPipeline` with the 14B (LLL), output_type="latent"
+  stock  diffusers' `WanPipeline` (`LTXPipeline`) with the large model (LLL), output_type="latent"
   fbgen  LLL, SSS and LSL (paper's 40/40/20) through `Session.denoise`, with `offload: none`, then LSL with `idle`
 
 and reports per-step time per model, achieved TFLOP/s (fbgen's analytic FLOPs), switch overhead (LSL time minus
@@ -11,6 +12,7 @@ its FLOP-time ideal n_L·t_L + n_S·t_S, from the pure runs), LSL speedup agains
 peak memory. Text encoding and VAE decode are excluded: they run once per video, the same for every schedule.
 
     python benchmarks/speed.py --shape 480x832x81 --steps 10 --json out.json   # GPU
+    python benchmarks/speed.py --family ltx --shape 512x768x121 --json ltx.json # GPU, LTX 13B/2B
     python benchmarks/speed.py --tiny                                        # CPU smoke: tiny configs
 """
 
@@ -32,7 +34,7 @@ from typing import Any
 import torch
 
 from fbgen.config import validate
-from fbgen.families.wan import Prompt, WanFamily, forward_flops
+from fbgen.families import load_adapter
 from fbgen.flops import plan_flops
 from fbgen.residency import Residency
 from fbgen.runner import NoProgress, Session, accelerate
@@ -44,7 +46,11 @@ WAN_COMMON = dict(
 )  # fmt: skip
 WAN_14B = dict(WAN_COMMON, num_attention_heads=40, ffn_dim=13824, num_layers=40)
 WAN_1_3B = dict(WAN_COMMON, num_attention_heads=12, ffn_dim=8960, num_layers=30)
-TEXT_TOKENS = 512
+LTX_COMMON = dict(in_channels=128, out_channels=128, patch_size=1, patch_size_t=1, caption_channels=4096)
+LTX_13B = dict(LTX_COMMON, num_layers=48, num_attention_heads=32, attention_head_dim=128, cross_attention_dim=4096)
+LTX_2B = dict(LTX_COMMON, num_layers=28, num_attention_heads=32, attention_head_dim=64, cross_attention_dim=2048)
+GUIDANCE = {"wan": 5.0, "ltx": 3.0}  # each family's pipeline default
+DEFAULT_SHAPE = {"wan": ("480x832x81", "32x48x9"), "ltx": ("512x768x121", "64x64x9")}  # GPU, tiny
 
 
 @dataclass
@@ -98,18 +104,39 @@ class _StepMarks(NoProgress):
         self.clock.mark()
 
 
-def build_transformer(config: dict, device: torch.device, dtype: torch.dtype, seed: int):
+def build_transformer(config: dict, device: torch.device, dtype: torch.dtype, seed: int,
+                      cls: str = "WanTransformer3DModel"):  # fmt: skip
     """Random weights, initialised directly on the device in `dtype` (a 14B never exists in float32)."""
-    from diffusers import WanTransformer3DModel
+    import diffusers
 
     torch.manual_seed(seed)
     previous = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            return WanTransformer3DModel(**config).eval().requires_grad_(False)
+            return getattr(diffusers, cls)(**config).eval().requires_grad_(False)
     finally:
         torch.set_default_dtype(previous)
+
+
+def build_models(family: str, tiny: bool, device: torch.device, dtype: torch.dtype) -> tuple[dict, Any, int]:
+    """Transformers L and S, a VAE (only its compression ratios matter: latents are not decoded) and the text width."""
+    from fbgen import tiny as t
+
+    torch.manual_seed(0)
+    if family == "ltx":
+        if tiny:
+            models = {"L": t.tiny_ltx_transformer(**t.LTX_LARGE), "S": t.tiny_ltx_transformer(**t.LTX_SMALL)}
+            return models, t.tiny_ltx_vae(), t.TEXT_DIM
+        models = {"L": build_transformer(LTX_13B, device, dtype, 0, "LTXVideoTransformer3DModel"),
+                  "S": build_transformer(LTX_2B, device, dtype, 1, "LTXVideoTransformer3DModel")}  # fmt: skip
+        return models, t.tiny_ltx_vae(latent_channels=128).to(device, dtype), LTX_COMMON["caption_channels"]
+    if tiny:
+        return {"L": t.tiny_transformer(**t.LARGE), "S": t.tiny_transformer(**t.SMALL)}, t.tiny_vae(), t.TEXT_DIM
+    from diffusers import AutoencoderKLWan
+
+    models = {"L": build_transformer(WAN_14B, device, dtype, 0), "S": build_transformer(WAN_1_3B, device, dtype, 1)}
+    return models, AutoencoderKLWan().to(device), WAN_COMMON["text_dim"]
 
 
 def _reset_peak(device: torch.device) -> None:
@@ -123,31 +150,37 @@ def _peak(device: torch.device) -> int | None:
 
 
 @torch.no_grad()
-def time_stock(pipe, cond: Prompt, size: tuple[int, int, int], steps: int, device: torch.device) -> Timing:
-    """diffusers' own WanPipeline, as a user would call it (CFG 5, UniPC with flow sigmas, shift 3)."""
+def time_stock(pipe, cond: Any, size: tuple[int, int, int], steps: int, device: torch.device) -> Timing:
+    """diffusers' own pipeline (WanPipeline: UniPC, shift 3, CFG 5; LTXPipeline: its Euler, CFG 3), as a user
+    would call it with precomputed prompt embeddings."""
     clock = Clock(device)
     height, width, frames = size
-    pipe.scheduler = make_scheduler("unipc", 3.0)
+    ltx = type(pipe).__name__ == "LTXPipeline"
+    pipe.scheduler = load_adapter("ltx").scheduler_class() if ltx else make_scheduler("unipc", 3.0)
     pipe.set_progress_bar_config(disable=True)
+    masks = (
+        dict(prompt_attention_mask=cond.positive_mask, negative_prompt_attention_mask=cond.negative_mask) if ltx else {}
+    )
     _reset_peak(device)
     clock.mark()
     pipe(
         prompt_embeds=cond.positive, negative_prompt_embeds=cond.negative, height=height, width=width,
-        num_frames=frames, num_inference_steps=steps, guidance_scale=5.0, output_type="latent",
-        generator=torch.Generator("cpu").manual_seed(0),
-        callback_on_step_end=lambda p, i, t, kw: (clock.mark(), {})[1],
+        num_frames=frames, num_inference_steps=steps, guidance_scale=GUIDANCE["ltx" if ltx else "wan"],
+        output_type="latent", generator=torch.Generator("cpu").manual_seed(0),
+        callback_on_step_end=lambda p, i, t, kw: (clock.mark(), {})[1], **masks,
     )  # fmt: skip
-    return Timing("stock WanPipeline LLL", ["L"] * steps, clock.intervals(), _peak(device))
+    return Timing(f"stock {type(pipe).__name__} LLL", ["L"] * steps, clock.intervals(), _peak(device))
 
 
-def time_fbgen(family, residency: Residency, cond: Prompt, size, steps: int, schedule: str, offload: str,
+def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedule: str, offload: str,
                device: torch.device, dtype: torch.dtype) -> Timing:  # fmt: skip
     """fbgen's own staged loop (`Session.denoise`): scheduler, plan, residency hooks and stage clock included."""
     height, width, frames = size
+    name = family.rules.name
     config = validate({
-        "models": {"L": "random:wan2.1-t2v-14b", "S": "random:wan2.1-t2v-1.3b"}, "schedule": schedule,
+        "family": name, "models": {"L": f"random:{name}-large", "S": f"random:{name}-small"}, "schedule": schedule,
         "boundaries": [0.4, 0.8], "steps": steps, "height": height, "width": width, "num_frames": frames,
-        "guidance_scale": 5.0, "device": str(device), "offload": offload, "prompt": "benchmark",
+        "guidance_scale": GUIDANCE[name], "device": str(device), "offload": offload, "prompt": "benchmark",
         "output_dir": tempfile.gettempdir(),
     }, "benchmark")  # fmt: skip
     clock = Clock(device)
@@ -193,7 +226,7 @@ def apply_variant(models: dict, variant: str, device: torch.device) -> float:
     """Accelerations through fbgen's own `accelerate` (the path `compile:`/`attention_backend:` take); returns the
     seconds it took. Compilation cannot be undone, so variants with `compile` must come last."""
     parts = dict(p.partition("=")[::2] for p in variant.split("+"))
-    compiled = any(getattr(b, "_compiled_call_impl", None) for m in models.values() for b in m.blocks)
+    compiled = any(getattr(b, "_compiled_call_impl", None) for m in models.values() for b in m.modules())
     if compiled and "compile" not in parts:
         raise SystemExit(f"variant {variant!r} after a compiled one: list variants with compile last")
     raw = {"models": {"L": "x"}, "prompt": "x", "attention_backend": parts.get("attn") or "native"}
@@ -218,7 +251,7 @@ def run_variant(models, family, cond, size, steps, device, dtype, variant: str, 
         runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype)
         print(f"  [{variant}] {runs[schedule].name}: {runs[schedule].total_s:.2f} s", flush=True)
     shape = family.latent_shape(*size)
-    per_forward = {"L": forward_flops(models["L"].config, shape), "S": forward_flops(models["S"].config, shape)}
+    per_forward = {m: load_adapter(family.rules.name).forward_flops(models[m].config, shape) for m in "LS"}
     return {
         "apply_s": apply_s, "warmup_s": warmup_s,
         "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
@@ -229,7 +262,7 @@ def run_variant(models, family, cond, size, steps, device, dtype, variant: str, 
 
 def run_shape(models, family, cond, size, steps, device, dtype, offloads, variants, save) -> dict[str, Any]:
     shape = family.latent_shape(*size)
-    per_forward = {"L": forward_flops(models["L"].config, shape), "S": forward_flops(models["S"].config, shape)}
+    per_forward = {m: load_adapter(family.rules.name).forward_flops(models[m].config, shape) for m in "LS"}
     runs: dict[str, Timing] = {}
     none = Residency(models, "none", device)
     pipe = family.pipe
@@ -250,7 +283,7 @@ def run_shape(models, family, cond, size, steps, device, dtype, offloads, varian
         peak = "" if run.peak_bytes is None else f", peak {run.peak_bytes / 2**30:.1f} GiB"
         print(f"  {run.name}: {run.total_s:.2f} s{peak}", flush=True)
     summary = summarise(runs, per_forward, steps)
-    summary["flops"] = plan_flops_table(runs, per_forward)
+    summary["flops"] = plan_flops_table(runs, per_forward, GUIDANCE[family.rules.name])
     shape_result = {
         "size": list(size), "latent_shape": list(shape), "steps": steps, "per_forward_flops": per_forward,
         "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
@@ -267,14 +300,14 @@ def run_shape(models, family, cond, size, steps, device, dtype, offloads, varian
     return shape_result
 
 
-def plan_flops_table(runs: dict[str, Timing], per_forward: dict[str, int]) -> dict[str, float]:
+def plan_flops_table(runs: dict[str, Timing], per_forward: dict[str, int], guidance: float) -> dict[str, float]:
     from fbgen.schedule import Plan
 
     out = {}
     for key in ("LLL", "SSS", "LSL"):
         models = runs[key].models
         plan = Plan(key, [], models, [0.0] * len(models), [0.0] * len(models))
-        out[key] = plan_flops(plan, per_forward, {"L": 5.0, "S": 5.0})["total"]
+        out[key] = plan_flops(plan, per_forward, {"L": guidance, "S": guidance})["total"]
     return out
 
 
@@ -291,7 +324,8 @@ def environment(device: torch.device) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shape", action="append", help="HxWxF (repeatable); default 480x832x81")
+    parser.add_argument("--family", choices=("wan", "ltx"), default="wan")
+    parser.add_argument("--shape", action="append", help="HxWxF (repeatable); default 480x832x81 (LTX 512x768x121)")
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--offload", default="none,idle")
     parser.add_argument(
@@ -302,24 +336,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--json", type=Path, help="write the results here")
     args = parser.parse_args(argv)
 
-    from diffusers import AutoencoderKLWan
-
-    from fbgen.tiny import LARGE, SMALL, TEXT_DIM, tiny_transformer, tiny_vae
-
     tiny = args.tiny or not torch.cuda.is_available()
     device = torch.device("cpu" if tiny else "cuda")
     dtype = torch.float32 if tiny else torch.bfloat16
-    shapes = [tuple(int(v) for v in s.split("x")) for s in (args.shape or ["32x48x9" if tiny else "480x832x81"])]
-    if tiny:
-        torch.manual_seed(0)
-        models = {"L": tiny_transformer(**LARGE), "S": tiny_transformer(**SMALL)}
-        vae, text_dim = tiny_vae(), TEXT_DIM
-    else:
-        models = {"L": build_transformer(WAN_14B, device, dtype, 0), "S": build_transformer(WAN_1_3B, device, dtype, 1)}
-        vae, text_dim = AutoencoderKLWan().to(device), WAN_COMMON["text_dim"]
-    family = WanFamily(models, None, None, vae, device)
+    default = DEFAULT_SHAPE[args.family][1 if tiny else 0]
+    shapes = [tuple(int(v) for v in s.split("x")) for s in (args.shape or [default])]
+    models, vae, text_dim = build_models(args.family, tiny, device, dtype)
+    adapter = load_adapter(args.family)
+    family = adapter.Family(models, None, None, vae, device)
     g = torch.Generator("cpu").manual_seed(0)
-    cond = Prompt(*(torch.randn(1, TEXT_TOKENS, text_dim, generator=g).to(device, dtype) for _ in range(2)))
+    embeds = [torch.randn(1, adapter.RULES.text_tokens, text_dim, generator=g).to(device, dtype) for _ in range(2)]
+    if args.family == "ltx":
+        mask = torch.ones(1, adapter.RULES.text_tokens, device=device)
+        cond = adapter.Prompt(embeds[0], mask, embeds[1], mask)
+    else:
+        cond = adapter.Prompt(*embeds)
 
     variants = [v for v in args.variants.split(",") if v]
     result: dict[str, Any] = {**environment(device), "tiny": tiny, "shapes": []}

@@ -22,10 +22,11 @@ def load_harness():
     return module
 
 
-def test_tiny_run_writes_consistent_figures(tmp_path):
+@pytest.mark.parametrize("family", ["wan", "ltx"])
+def test_tiny_run_writes_consistent_figures(tmp_path, family):
     speed = load_harness()
     out = tmp_path / "speed.json"
-    speed.main(["--tiny", "--steps", "5", "--variants", "attn=_native_math", "--json", str(out)])
+    speed.main(["--tiny", "--family", family, "--steps", "5", "--variants", "attn=_native_math", "--json", str(out)])
     result = json.loads(out.read_text())
     shape = result["shapes"][0]
     runs, summary = shape["runs"], shape["summary"]

@@ -46,11 +46,16 @@ class Prompt:
     negative_mask: torch.Tensor | None
 
 
+def scheduler_class() -> FlowMatchEulerDiscreteScheduler:
+    """The scheduler `LTXPipeline` ships with (0.9.5+), unset."""
+    return FlowMatchEulerDiscreteScheduler(**SCHEDULER)
+
+
 def scheduler(config: Any, device: str) -> FlowMatchEulerDiscreteScheduler:
     """`LTXPipeline`'s timesteps: sigmas linspace(1, 1/N, N), shifted by mu(token count) (0.9.5+ VAEs compress
     32x spatially and 8x in time); a fixed `shift:` in the config replaces the dynamic shift."""
     if config.shift is None:
-        sched = FlowMatchEulerDiscreteScheduler(**SCHEDULER)
+        sched = scheduler_class()
         frames, height, width = latent_shape_from_vae({}, config.height, config.width, config.num_frames)
         s = SCHEDULER
         mu = calculate_shift(frames * height * width, s["base_image_seq_len"], s["max_image_seq_len"],
