@@ -67,8 +67,9 @@ def run_specs(config: RunConfig, schedules: list[str], sweeps: dict[str, list[fl
             raise BadInput(f"--schedules {schedule}: needs {len(schedule) - 1} boundaries but the config has {n}; "
                            f"compare schedules with {n + 1} stages")  # fmt: skip
         specs.setdefault(schedule, RunSpec(schedule, schedule, config.boundaries))
-    if sweeps and len(config.boundaries) != 2:
-        raise BadInput("--sweep varies the two boundaries of a three-stage schedule (e.g. LSL)")
+    if sweeps and (len(config.boundaries) != 2 or config.boundary_unit != "fraction"):
+        raise BadInput("--sweep varies the two boundaries of a three-stage schedule (e.g. LSL) given as step "
+                       "fractions; the config's boundaries are not")  # fmt: skip
     blend = f"{large}{small}{large}"
     for kind, values in sweeps.items():
         for v in values:
@@ -80,11 +81,10 @@ def run_specs(config: RunConfig, schedules: list[str], sweeps: dict[str, list[fl
     return list(specs.values())
 
 
-def variant(config: RunConfig, spec: RunSpec) -> RunConfig:
+def variant(config: RunConfig, spec: RunSpec, **changes: Any) -> RunConfig:
+    """The config with the spec's schedule and boundaries (and any other key changed), validated again."""
     raw = {k: v for k, v in config.to_dict().items() if v is not None and k != "prompts"}
-    raw.update(prompt=config.prompts[0], schedule=spec.schedule, boundaries=list(spec.boundaries))
-    if config.boundary_unit == "step":
-        raw["boundary_unit"] = "step"
+    raw.update(prompt=config.prompts[0], schedule=spec.schedule, boundaries=list(spec.boundaries), **changes)
     return validate(raw, config.source)
 
 
@@ -142,9 +142,7 @@ def warm_up(session: Any, config: RunConfig, models: set[str], cond: Any) -> Non
     """Two untimed steps of each model and one decode, so the first timed run pays no one-off costs."""
     progress, session.progress = session.progress, NoProgress()
     for model in sorted(models):
-        cfg = variant(config, RunSpec(model * 3, model * 3, config.boundaries))
-        cfg = validate({**{k: v for k, v in cfg.to_dict().items() if v is not None and k != "prompts"},
-                        "prompt": config.prompts[0], "steps": 2}, config.source)  # fmt: skip
+        cfg = variant(config, RunSpec(model * 3, model * 3, (0.4, 0.8)), steps=2, boundary_unit="fraction")
         scheduler, plan = plan_run(cfg, str(session.device))
         session.family.decode(session.denoise(cfg, plan, scheduler, cond, 0)[0])
     session.progress = progress
