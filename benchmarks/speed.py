@@ -365,9 +365,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with contextlib.suppress(KeyboardInterrupt):
         for size in shapes:
             print(f"shape {size} ({args.steps} steps):", flush=True)
-            # warm-up: one step of each model (kernel selection, allocator), not timed
+            # warm-up: two steps of each model (kernel selection, allocator), not timed
             for schedule in ("LLL", "SSS"):
-                time_fbgen(family, Residency(models, "none", device), cond, size, 1, schedule, "none", device, dtype)
+                time_fbgen(family, Residency(models, "none", device), cond, size, 2, schedule, "none", device, dtype)
             run_shape(models, family, cond, size, args.steps, device, dtype, args.offload.split(","), variants, save)
     print(markdown(result))
     return result

@@ -304,6 +304,48 @@ def compare(
     _guarded(debug, body)
 
 
+@app.command(name="eval")
+def eval_(
+    videos: Annotated[Path, typer.Argument(help="An MP4, or a directory of MP4s.", show_default=False)],
+    reference: Annotated[
+        Path, typer.Option("--reference", help="The reference MP4, or a directory with same-named MP4s.")
+    ],
+    metric_model: Annotated[
+        list[str] | None, typer.Option("--metric-model", help="clip=DIR or dino=DIR: local weights for similarity.")
+    ] = None,
+    json_: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Fidelity of existing videos to references: PSNR, SSIM (and CLIP/DINO similarity with local weights).
+
+    Example: fbgen eval outputs/lsl --reference outputs/lll
+    """
+
+    def body() -> int:
+        from fbgen.evaluate import evaluate
+        from fbgen.fidelity import HOW_TO_ENABLE, load_embedders
+
+        result = evaluate(videos, reference, load_embedders(metric_model))
+        if json_:
+            print(json.dumps({"exit_code": 0, **result}, indent=2))
+            return 0
+        table = Table(title=f"fbgen eval: {len(result['items'])} video(s)")
+        metrics = list(result["mean"])
+        for column in ("video", "reference", *metrics):
+            table.add_column(column, justify="left" if column in ("video", "reference") else "right")
+        for item in result["items"]:
+            table.add_row(Path(item["video"]).name, Path(item["reference"]).name, *(f"{item[m]:.4f}" for m in metrics))
+        table.add_section()
+        table.add_row("mean", "", *(f"{result['mean'][m]:.4f}" for m in metrics))
+        console = Console()
+        console.print(table)
+        if not metric_model:
+            console.print(HOW_TO_ENABLE, highlight=False, markup=False)
+        return 0
+
+    _guarded(debug, body)
+
+
 def _progress(quiet: bool, json_: bool) -> tuple[Console, bool, Any]:
     """Rich on a TTY, plain log lines in farm logs, nothing with --quiet or --json (stdout is for the JSON)."""
     from fbgen.reporting import LogProgress, QuietProgress, RichProgress, quiet_libraries

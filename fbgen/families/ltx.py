@@ -19,6 +19,7 @@ from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LT
 from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 from transformers import AutoTokenizer, T5EncoderModel
 
+from fbgen.errors import BadInput
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
 from fbgen.flops import ltx_forward_flops
@@ -54,6 +55,8 @@ def scheduler_class() -> FlowMatchEulerDiscreteScheduler:
 def scheduler(config: Any, device: str) -> FlowMatchEulerDiscreteScheduler:
     """`LTXPipeline`'s timesteps: sigmas linspace(1, 1/N, N), shifted by mu(token count) (0.9.5+ VAEs compress
     32x spatially and 8x in time); a fixed `shift:` in the config replaces the dynamic shift."""
+    if config.steps < 2:  # the terminal-sigma stretch divides by 1 - sigma_last, which is 0 for one step
+        raise BadInput(f"{config.source}: key 'steps': LTX's scheduler needs at least 2 steps, got {config.steps}")
     if config.shift is None:
         sched = scheduler_class()
         frames, height, width = latent_shape_from_vae({}, config.height, config.width, config.num_frames)
