@@ -318,6 +318,7 @@ class Session:
             "dtype": str(self.dtype).removeprefix("torch."),
             "offload": config.offload,
             "compile": config.compile,
+            "lora": {m: {**spec, "sha256": _lora_sha256(spec["path"])} for m, spec in config.lora.items()},
             **environment(self.device),
             "config": config.to_dict(),
         }
@@ -366,6 +367,13 @@ def load_loras(family: Any, config: RunConfig) -> None:
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise ModelError(f"{config.source}: lora.{letter}: cannot load {spec['path']} "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None  # fmt: skip
+
+
+def _lora_sha256(path: str) -> str | None:
+    """The LoRA file that was applied (a local file, or the safetensors of a local directory); None for hub ids."""
+    p = Path(path).expanduser()
+    files = [p] if p.is_file() else sorted(p.glob("*.safetensors")) if p.is_dir() else []
+    return file_sha256(files[0]) if len(files) == 1 else None
 
 
 def reset_cache(model: Any) -> None:

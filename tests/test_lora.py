@@ -53,6 +53,16 @@ def test_lora_on_one_model_equals_diffusers_and_leaves_the_other_alone(write_con
     torch.testing.assert_close(with_lora, latents(write_config, models=same, schedule="LLL"), rtol=0, atol=0)
 
 
+def test_manifest_pins_the_lora_file(write_config, lora_dir):
+    from fbgen.sources import file_sha256
+
+    config = load_config(write_config(steps=2, lora={"S": {"path": str(lora_dir), "scale": 0.7}}))
+    record = Session.open(config).run()[0]
+    lora_file = lora_dir / "pytorch_lora_weights.safetensors"
+    assert record["lora"] == {"S": {"path": str(lora_dir), "scale": 0.7, "weight_name": None,
+                                    "sha256": file_sha256(lora_file)}}  # fmt: skip
+
+
 def test_missing_or_pickled_lora_exits_3(write_config, tmp_path):
     pickled = tmp_path / "pickled"
     pickled.mkdir()
