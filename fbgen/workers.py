@@ -52,6 +52,17 @@ def parse_devices(text: str) -> list[str]:
     return devices
 
 
+def physical_device(index: str, env: dict[str, str]) -> str:
+    """`--devices` indices count the GPUs this process sees: under SLURM (CUDA_VISIBLE_DEVICES=4,5) index 0 is GPU 4."""
+    visible = [v.strip() for v in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if not visible:
+        return index
+    if int(index) >= len(visible):
+        raise BadInput(f"--devices {index}: only {len(visible)} GPU(s) are visible (CUDA_VISIBLE_DEVICES="
+                       f"{env['CUDA_VISIBLE_DEVICES']})")  # fmt: skip
+    return visible[int(index)]
+
+
 def run_local(batch_args: list[str], config: RunConfig, devices: list[str], shard: tuple[int, int]
               ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
     """One `fbgen batch` process per GPU, each seeing only its GPU (CUDA_VISIBLE_DEVICES); SIGTERM/SIGINT is passed
@@ -62,8 +73,9 @@ def run_local(batch_args: list[str], config: RunConfig, devices: list[str], shar
     shards = sub_shards(shard, len(devices))
     for s in shards:  # a stale summary must not stand in for a worker that dies before writing its own
         summary_path(config.output_dir, s).unlink(missing_ok=True)
+    gpus = [physical_device(d, dict(os.environ)) for d in devices]
     procs = []
-    for device, (k, n) in zip(devices, shards):
+    for device, (k, n) in zip(gpus, shards):
         env = {**os.environ, "CUDA_VISIBLE_DEVICES": device, "FBGEN_WORKER": f"gpu{device}"}
         cmd = [sys.executable, "-m", "fbgen", "batch", *batch_args, "--shard", f"{k}/{n}"]
         procs.append(subprocess.Popen(cmd, env=env))

@@ -13,7 +13,7 @@ import pytest
 from fbgen.batch import in_shard, item_seed, parse_shard, read_prompts
 from fbgen.errors import BadInput
 from fbgen.sources import file_sha256
-from fbgen.workers import sub_shards, worst
+from fbgen.workers import physical_device, sub_shards, worst
 
 
 def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):
@@ -142,6 +142,13 @@ def test_sub_shards_partition_every_layout():
             owners = [[s for k in range(1, n + 1) for s in sub_shards((k, n), workers) if in_shard(i, s)] for i in ids]
             assert all(len(o) == 1 for o in owners)  # every item in exactly one worker's shard
     assert worst([0, 1, 130, 3]) == 130 and worst([0, 2, 1]) == 2 and worst([0, -9]) == 1 and worst([0, 0]) == 0
+
+
+def test_device_indices_count_the_visible_gpus():
+    assert physical_device("1", {}) == "1"
+    assert physical_device("1", {"CUDA_VISIBLE_DEVICES": "4,5"}) == "5"  # a SLURM job's second GPU
+    with pytest.raises(BadInput, match="only 2 GPU"):
+        physical_device("2", {"CUDA_VISIBLE_DEVICES": "4,5"})
 
 
 def test_devices_run_one_worker_process_each(write_config, tmp_path):
