@@ -99,7 +99,11 @@ def run_ray(address: str, config: RunConfig, items: list[Item], shard: tuple[int
         import ray
     except ImportError:
         raise BadInput("--ray needs Ray: pip install 'fbgen[ray]'") from None
-    ray.init(address=None if address == "local" else address, log_to_driver=not quiet, configure_logging=False)
+    try:
+        ray.init(address=None if address == "local" else address, log_to_driver=not quiet, configure_logging=False)
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        raise BadInput(f"--ray {address}: cannot connect ({str(e).splitlines()[0]}); start a cluster with "
+                       f"`ray start --head`, give its address, or use --ray local") from None  # fmt: skip
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
         count = workers or gpus or 1

@@ -186,6 +186,8 @@ def test_ray_runs_actors_on_a_local_cluster(write_config, tmp_path):
     assert (plain["done"], plain["skipped"]) == (0, 4)
     missing = batch(prompts, "--config", config, "--ray", "local", "--set", "models.S=/nonexistent/model")
     assert missing.returncode == 3, missing.stderr
+    no_cluster = batch(prompts, "--config", config, "--ray", "auto", env={**os.environ, "RAY_ADDRESS": ""})
+    assert no_cluster.returncode == 2 and "--ray auto: cannot connect" in no_cluster.stderr
 
 
 def test_sigterm_abandons_the_item_cleanly_and_exits_130(write_config, tmp_path):
