@@ -20,7 +20,7 @@ demo: $(BIN)/fbgen
 	$(BIN)/fbgen run configs/demo.yaml --out out/demo
 
 test: $(BIN)/fbgen
-	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest
+	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n auto  # pytest-xdist: one worker per core
 	$(BIN)/ruff check .
 
 lint: $(BIN)/fbgen

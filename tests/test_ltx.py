@@ -1,6 +1,7 @@
 """LTX-Video family on tiny components built in code: exactness against LTXPipeline, call order, FLOPs, rules."""
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -11,8 +12,9 @@ from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
 from fbgen.config import load_config
+from fbgen.errors import BadInput, ModelError
 from fbgen.families.ltx import SCHEDULER, forward_flops
-from fbgen.runner import Session
+from fbgen.runner import Session, Sources
 from fbgen.solvers import plan_run
 from fbgen.tiny import LTX_LARGE, LTX_SMALL, build_tiny_ltx, tiny_ltx_transformer, tiny_ltx_vae
 from fbgen.video import read_mp4
@@ -103,9 +105,9 @@ def test_run_plan_and_batch_work_for_ltx(write_ltx_config, tmp_path):
         ({"solver": "unipc"}, "key 'solver': must be one of euler"),
     ],
 )
-def test_bad_sizes_exit_2(write_ltx_config, overrides, message):
-    result = fbgen("run", write_ltx_config(**overrides))
-    assert result.returncode == 2 and message in result.stderr, result.stderr
+def test_bad_sizes_are_bad_input(write_ltx_config, overrides, message):
+    with pytest.raises(BadInput, match=re.escape(message)):  # the CLI turns BadInput into one line, exit 2
+        load_config(write_ltx_config(**overrides))
 
 
 def test_ltx_only_keys_are_refused_for_wan(write_config):
@@ -113,16 +115,18 @@ def test_ltx_only_keys_are_refused_for_wan(write_config):
     assert result.returncode == 2 and "key 'decode_timestep': only for family ltx" in result.stderr
 
 
-def test_mismatched_pairs_exit_3(write_ltx_config, tiny_ltx, tmp_path):
-    other = build_tiny_ltx(tmp_path / "wide", latent_channels=16)["small"]  # another latent space
-    result = fbgen("run", write_ltx_config(models={"L": str(tiny_ltx["large"]), "S": str(other)}))
-    assert result.returncode == 3 and "in_channels is 8 vs 16" in result.stderr
+def test_mismatched_pairs_are_refused_before_loading(write_ltx_config, tiny_ltx, tmp_path):
+    def refusal(small):
+        with pytest.raises(ModelError) as e:  # the CLI turns ModelError into one line, exit 3
+            Sources.open(load_config(write_ltx_config(models={"L": str(tiny_ltx["large"]), "S": str(small)})))
+        return str(e.value)
+
+    assert "in_channels is 8 vs 16" in refusal(build_tiny_ltx(tmp_path / "wide", latent_channels=16)["small"])
     # same transformer shapes, but trained with a different VAE (no timestep conditioning, like 0.9.1)
     old = tmp_path / "old"
     pipe = LTXPipeline.from_pretrained(tiny_ltx["small"])
     pipe.vae = tiny_ltx_vae(timestep_conditioning=False)
     pipe.save_pretrained(old, safe_serialization=True)
-    result = fbgen("run", write_ltx_config(models={"L": str(tiny_ltx["large"]), "S": str(old)}))
-    assert result.returncode == 3 and "another VAE" in result.stderr and "timestep_conditioning" in result.stderr
-    missing = fbgen("run", write_ltx_config(models={"L": str(tiny_ltx["large"]), "S": str(tmp_path / "none")}))
-    assert missing.returncode == 3
+    message = refusal(old)
+    assert "another VAE" in message and "timestep_conditioning" in message
+    refusal(tmp_path / "none")
