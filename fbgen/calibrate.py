@@ -53,6 +53,7 @@ def trace(session: Any, config: RunConfig, cond: Any, seed: int) -> dict[str, li
     cfg = config.guidance_scale[large] > 1.0
     scheduler, plan = plan_run(config, str(session.device))
     family, out = session.family, {m: [] for m in METRICS}
+    family.configure(config)  # per-run settings the family takes (LTX: frame rate for RoPE)
 
     def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
         big = family.predict(large, cond, latents, t, cfg)

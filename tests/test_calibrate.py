@@ -93,3 +93,11 @@ def test_cli_calibrate(write_config, tmp_path):
     assert set(json.loads(result.stdout)["boundaries"]["steps"]) <= set(range(6))
     bad = subprocess.run([*cmd[:-1], str(tmp_path / "missing.txt")], capture_output=True, text=True)
     assert bad.returncode == 2 and "missing.txt" in bad.stderr
+
+
+def test_calibrate_runs_on_ltx(write_ltx_config, tmp_path):
+    config = load_config(write_ltx_config(steps=4, fps=12))
+    session = Session.open(config)
+    result = calibrate(session, prompts_file(tmp_path, 1), tmp_path / "cal")
+    assert session.family.frame_rate == 12  # the config's fps reaches the RoPE scaling
+    assert len(result["per_step"]["rel_l2_guided"]["mean"]) == 4 and min(result["per_step"]["cos_cond"]["mean"]) > 0
