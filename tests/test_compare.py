@@ -116,3 +116,11 @@ def test_cli_compare(write_config, tmp_path):
                            (["--metric-model", "clip=/nonexistent"], "never downloaded")):  # fmt: skip
         bad = subprocess.run([*cmd, *extra], capture_output=True, text=True)
         assert bad.returncode == 2 and message in bad.stderr, bad.stderr
+
+
+def test_compare_on_ltx(write_ltx_config, tmp_path):
+    config = load_config(write_ltx_config(steps=4))
+    report = compare(Session.open(config), [Item("p1", "a red cat", 1, 3)], run_specs(config, ["LSL"], {}),
+                     tmp_path / "ltx")  # fmt: skip
+    runs = {r["run"]: r for r in report["runs"]}
+    assert runs["LLL"]["psnr"] == 100.0 and 0 < runs["LSL"]["flops_vs_reference"] < 1
