@@ -83,7 +83,8 @@ def calibrate(session: Any, items: list[Item], out_dir: Path) -> dict[str, Any]:
     traces_dir.mkdir(parents=True, exist_ok=True)
     key = {"models": {m: base.models[m].id for m in (large, small)}, "steps": config.steps, "solver": config.solver,
            "shift": config.shift, "size": [config.height, config.width, config.num_frames],
-           "guidance_scale": {m: config.guidance_scale[m] for m in (large, small)}}  # fmt: skip
+           "guidance_scale": {m: config.guidance_scale[m] for m in (large, small)}, "seed": base.seed,
+           "negative_prompt": base.negative_prompt}  # fmt: skip
     traces, todo = {}, []
     for item in items:
         path = traces_dir / f"{item.id}.json"

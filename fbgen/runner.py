@@ -186,6 +186,7 @@ class Session:
     dtype: torch.dtype
     load_s: float
     progress: Progress = field(default_factory=NoProgress)
+    lora_pins: dict[str, dict[str, Any]] = field(default_factory=dict)  # applied LoRAs with their sha256, once
 
     @classmethod
     def open(cls, config: RunConfig, progress: Progress | None = None) -> Session:
@@ -202,11 +203,11 @@ class Session:
             family = adapter.Family.load(sources.transformers, sources.text, sources.vae, str(device), dtype)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
-        load_loras(family, config)
+        pins = load_loras(family, config)
         accelerate(family.transformers, config)
         residency = Residency(family.transformers, config.offload, device)
         sync(device)
-        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress)
+        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress, pins)
 
     def run(self) -> list[dict[str, Any]]:
         """Every prompt of the config, encoded up front (then the text encoder is freed), one video each."""
@@ -318,7 +319,7 @@ class Session:
             "dtype": str(self.dtype).removeprefix("torch."),
             "offload": config.offload,
             "compile": config.compile,
-            "lora": {m: {**spec, "sha256": _lora_sha256(spec["path"])} for m, spec in config.lora.items()},
+            "lora": self.lora_pins,
             **environment(self.device),
             "config": config.to_dict(),
         }
@@ -348,10 +349,11 @@ def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
             model.compile_repeated_blocks(fullgraph=True)
 
 
-def load_loras(family: Any, config: RunConfig) -> None:
+def load_loras(family: Any, config: RunConfig) -> dict[str, dict[str, Any]]:
     """A LoRA per model, through the family pipeline's own LoRA loader (format conversion included), into that
-    model alone; safetensors only."""
+    model alone; safetensors only. Returns what was applied, pinned by sha256 for the manifest."""
     loader = type(family.pipe)
+    pins = {}
     for letter, spec in config.lora.items():
         model = family.transformers.get(letter)
         if model is None:
@@ -367,6 +369,8 @@ def load_loras(family: Any, config: RunConfig) -> None:
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise ModelError(f"{config.source}: lora.{letter}: cannot load {spec['path']} "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None  # fmt: skip
+        pins[letter] = {**spec, "sha256": _lora_sha256(spec["path"])}
+    return pins
 
 
 def _lora_sha256(path: str) -> str | None:

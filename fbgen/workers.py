@@ -29,6 +29,15 @@ def sub_shards(shard: tuple[int, int], workers: int) -> list[tuple[int, int]]:
     return [((k - 1) * workers + j, n * workers) for j in range(1, workers + 1)]
 
 
+def worker_shards(config: RunConfig, shard: tuple[int, int], workers: int) -> list[tuple[int, int]]:
+    """The workers' sub-shards, with any summary a previous run left for them removed: a stale summary must not
+    stand in for a worker that dies before writing its own."""
+    shards = sub_shards(shard, workers)
+    for s in shards:
+        summary_path(config.output_dir, s).unlink(missing_ok=True)
+    return shards
+
+
 def worst(codes: Sequence[int]) -> int:
     """The exit code a farm script should see: a worker killed by a signal counts as failed items (resumable)."""
     for code in SEVERITY:
@@ -70,9 +79,7 @@ def run_local(batch_args: list[str], config: RunConfig, devices: list[str], shar
     if config.device.startswith("cuda:"):
         raise BadInput(f"{config.source}: key 'device': with --devices each worker sees one GPU; use device: auto "
                        f"or cuda, not {config.device}")  # fmt: skip
-    shards = sub_shards(shard, len(devices))
-    for s in shards:  # a stale summary must not stand in for a worker that dies before writing its own
-        summary_path(config.output_dir, s).unlink(missing_ok=True)
+    shards = worker_shards(config, shard, len(devices))
     gpus = [physical_device(d, dict(os.environ)) for d in devices]
     procs = []
     for device, (k, n) in zip(gpus, shards):
@@ -108,7 +115,7 @@ def run_ray(address: str, config: RunConfig, items: list[Item], shard: tuple[int
         gpus = int(ray.cluster_resources().get("GPU", 0))
         count = workers or gpus or 1
         actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(BatchActor)
-        shards = sub_shards(shard, count)
+        shards = worker_shards(config, shard, count)
         actors = [actor.remote(config, quiet) for _ in shards]
         pending = [a.run.remote(items, s, force, retry_failed) for a, s in zip(actors, shards)]
         results, codes, errors = [], [], []
@@ -123,14 +130,10 @@ def run_ray(address: str, config: RunConfig, items: list[Item], shard: tuple[int
                 codes.append(error.exit_code)
                 results.append(_read_summary(config, s))
         if errors and len(errors) == len(shards):
-            raise errors[0]  # every actor failed alike (a missing model, say): one clear line and its exit code
+            raise errors[0]  # every actor failed (a missing model, say): one clear line and its exit code
         return results, worst(codes)
-    except KeyboardInterrupt:
-        ray.shutdown()  # kills the actors; their temp files are cleaned by the next run
-        raise
-    finally:
-        if ray.is_initialized():
-            ray.shutdown()
+    finally:  # also on Ctrl-C/SIGTERM: kills the actors; their temp files are cleaned by the next run
+        ray.shutdown()
 
 
 class BatchActor:

@@ -68,6 +68,10 @@ def manifest_lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]
 
 
+def shard_manifest_lines(out, n):
+    return [r for k in range(1, n + 1) for r in manifest_lines(out / f"manifest-{k}-of-{n}.jsonl")]
+
+
 def test_resume_failure_isolation_and_retry(write_config, tmp_path):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "a red cat"}\n{"prompt": "a blue dog", "num_frames": 6}\n'
@@ -106,7 +110,7 @@ def test_shards_write_their_own_manifests_concurrently(write_config, tmp_path):
                                "--shard", f"{k}/2", "--quiet"]) for k in (1, 2)]  # fmt: skip
     assert [p.wait(timeout=300) for p in procs] == [0, 0]
     out = tmp_path / "out"
-    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    lines = shard_manifest_lines(out, 2)
     assert sorted(r["prompt"] for r in lines) == sorted(f"a red ball number {i}" for i in range(6))
     unsharded = json.loads(batch(prompts, "--config", config, "--json").stdout)
     assert unsharded["skipped"] == 6 and unsharded["done"] == 0  # another layout resumes from both manifests
@@ -160,7 +164,7 @@ def test_devices_run_one_worker_process_each(write_config, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["done"] == 5 and len(summary["workers"]) == 2
     out = tmp_path / "out"
-    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    lines = shard_manifest_lines(out, 2)
     assert sorted(r["prompt"] for r in lines) == sorted(f"a blue boat number {i}" for i in range(5))
     again = json.loads(batch(prompts, "--config", config, "--devices", "0,1", "--json").stdout)
     assert (again["done"], again["skipped"], again["exit_code"]) == (0, 5, 0)
@@ -178,7 +182,7 @@ def test_ray_runs_actors_on_a_local_cluster(write_config, tmp_path):
     summary = json.loads(result.stdout)
     assert summary["done"] == 4 and len(summary["workers"]) == 2
     out = tmp_path / "out"
-    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    lines = shard_manifest_lines(out, 2)
     assert sorted(r["prompt"] for r in lines) == sorted(f"a yellow star number {i}" for i in range(4))
     assert all(file_sha256(r["output"]) == r["sha256"] for r in lines)
     # same ids and seeds as a plain batch: a plain rerun skips everything
@@ -224,5 +228,5 @@ def test_slurm_array_example_shards_by_task_id(write_config, tmp_path):
         result = subprocess.run(["bash", str(script), str(prompts), str(config), str(out)], env=env,
                                 capture_output=True, text=True, timeout=300)  # fmt: skip
         assert result.returncode == 0, result.stderr
-    lines = manifest_lines(out / "manifest-1-of-2.jsonl") + manifest_lines(out / "manifest-2-of-2.jsonl")
+    lines = shard_manifest_lines(out, 2)
     assert sorted(r["prompt"] for r in lines) == sorted(f"a green tree number {i}" for i in range(4))

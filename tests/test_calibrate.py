@@ -82,6 +82,10 @@ def test_interrupted_calibration_resumes_per_prompt(write_config, tmp_path):
     resumed = calibrate(session, items, out)
     assert session.progress.started == [items[1].id, items[2].id]  # only the missing prompts were traced
     assert resumed["per_step"] == reference["per_step"]
+    session = open_session(write_config, steps=6, seed=5)
+    session.progress = StopAt(-1)
+    calibrate(session, items, out)
+    assert len(session.progress.started) == 3  # another base seed: saved traces do not apply
 
 
 def test_cli_calibrate(write_config, tmp_path):
