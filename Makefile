@@ -16,8 +16,7 @@ $(BIN)/fbgen: pyproject.toml
 install: $(BIN)/fbgen
 
 demo: $(BIN)/fbgen
-	$(BIN)/python -m fbgen.tiny build/demo-models
-	$(BIN)/fbgen run configs/demo.yaml --out out/demo
+	$(BIN)/fbgen run configs/demo.yaml --out out/demo --sheet
 
 test: $(BIN)/fbgen
 	HF_HUB_OFFLINE=1 $(BIN)/python -m pytest -n auto  # pytest-xdist: one worker per core

@@ -86,6 +86,7 @@ def run(
     set_: SetOption = None,
     schedule: ScheduleOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (overrides output_dir).")] = None,
+    sheet: Annotated[bool, typer.Option("--sheet", help="Also write contact-sheet.png: one row per video.")] = False,
     json_: JsonOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -105,6 +106,14 @@ def run(
         with progress:
             session = Session.open(cfg, progress)
             records = session.run()
+        if sheet:
+            from fbgen.sheets import contact_sheet
+            from fbgen.video import read_mp4
+
+            rows = {f"{r['schedule']} seed {r['seed']}: {r['prompt']}": read_mp4(r["output"])[0] for r in records}
+            path = contact_sheet(rows, Path(cfg.output_dir) / "contact-sheet.png", columns=9)
+            if not quiet and not json_:
+                console.print(f"contact sheet: {path}")
         if json_:
             print(json.dumps({"exit_code": 0, "items": [_brief(r) for r in records]}, indent=2))
         elif tty:
@@ -372,6 +381,32 @@ def _brief(record: dict[str, Any]) -> dict[str, Any]:
         "flops": record["flops"]["total"],
         "flops_ratio": record["flops"]["ratio"],
     }
+
+
+@app.command(name="train-demo")
+def train_demo(
+    out: Annotated[Path, typer.Option("--out", help="Where to write large/, small/ and MODEL_CARD.md.")] = Path(
+        "build/demo-pair"
+    ),
+    device: Annotated[str, typer.Option("--device", help="auto (CUDA when present), cpu or cuda.")] = "auto",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the whole recipe.")] = 0,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Reproduce the shipped demo pair (fbgen/demo/pair): VAE, then large and small transformer, on the procedural
+    clips. An interrupted run resumes at its last finished phase.
+
+    Example: fbgen train-demo --out build/demo-pair   (then: fbgen run configs/demo.yaml --set models.large=...)
+    """
+
+    def body() -> int:
+        from fbgen.demo.train import Recipe, train_pair
+
+        command = " ".join(["fbgen", "train-demo", "--out", str(out)] + (["--seed", str(seed)] if seed else []))
+        train_pair(out, Recipe(seed=seed), device, log=(lambda _: None) if quiet else print, command=command)
+        return 0
+
+    _guarded(debug, body)
 
 
 @app.command()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -88,17 +89,14 @@ def variant(config: RunConfig, spec: RunSpec, **changes: Any) -> RunConfig:
     return validate(raw, config.source)
 
 
-def compare(
-    session: Any, items: list[Item], specs: list[RunSpec], out_dir: Path,
-    embedders: dict[str, Embedder] | None = None, calibration: dict | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    """Run every spec on every prompt from the same seed; write report.json, report.md, sheets and videos."""
-    config, embedders = session.config, embedders or {}
-    out_dir.mkdir(parents=True, exist_ok=True)
+def render(session: Any, items: list[Item], specs: list[RunSpec]
+           ) -> Iterator[tuple[Item, int, dict[str, np.ndarray], dict[str, dict[str, float]]]]:  # fmt: skip
+    """Every spec on every prompt from the same seed, after an untimed warm-up: yields (item, seed, frames per
+    run, wall time and FLOPs per run), one prompt at a time."""
+    config = session.config
     configs = {s.name: variant(config, s) for s in specs}
     encoded = session.family.encode([i.prompt for i in items], config.negative_prompt, True)
     warm_up(session, configs[specs[0].name], {m for s in specs for m in s.schedule}, encoded[0])
-    rows: list[dict[str, Any]] = []
     for index, (item, cond) in enumerate(zip(items, encoded)):
         seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
         videos, measured = {}, {}
@@ -112,13 +110,21 @@ def compare(
             sync(session.device)
             measured[spec.name] = {"wall_s": time.perf_counter() - start,
                                    "flops": plan_flops_for(cfg, plan, session.sources)["total"]}  # fmt: skip
+        yield item, seed, videos, measured
+
+
+def compare(
+    session: Any, items: list[Item], specs: list[RunSpec], out_dir: Path,
+    embedders: dict[str, Embedder] | None = None, calibration: dict | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Run every spec on every prompt from the same seed; write report.json, report.md, sheets and videos."""
+    config, embedders = session.config, embedders or {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows: list[dict[str, Any]] = []
+    for item, seed, videos, measured in render(session, items, specs):
         reference = videos[specs[0].name]
         for spec in specs:
-            m = measured[spec.name]
-            row = {"id": item.id, "prompt": item.prompt, "seed": seed, "run": spec.name, "schedule": spec.schedule,
-                   "boundaries": list(spec.boundaries), "sweep": spec.sweep, "value": spec.value, **m,
-                   "time_vs_reference": m["wall_s"] / measured[specs[0].name]["wall_s"],
-                   "flops_vs_reference": m["flops"] / measured[specs[0].name]["flops"],
+            row = {"id": item.id, "prompt": item.prompt, "seed": seed, **describe(spec, measured, specs[0].name),
                    **pixel_fidelity(videos[spec.name], reference)}  # fmt: skip
             for kind, embed in embedders.items():
                 row[kind] = embed.similarity(videos[spec.name], reference)
@@ -136,6 +142,14 @@ def compare(
     write_json(out_dir / "report.json", report)
     (out_dir / "report.md").write_text(markdown(report))
     return report
+
+
+def describe(spec: RunSpec, measured: dict[str, dict[str, float]], reference: str) -> dict[str, Any]:
+    """A run's identity, cost and cost relative to the reference run of the same prompt."""
+    m = measured[spec.name]
+    return {"run": spec.name, "schedule": spec.schedule, "boundaries": list(spec.boundaries), "sweep": spec.sweep,
+            "value": spec.value, **m, "time_vs_reference": m["wall_s"] / measured[reference]["wall_s"],
+            "flops_vs_reference": m["flops"] / measured[reference]["flops"]}  # fmt: skip
 
 
 def warm_up(session: Any, config: RunConfig, models: set[str], cond: Any) -> None:

@@ -163,7 +163,7 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
     for key in {k for r in FAMILIES.values() for k in r.options} - set(rules.options):
         if raw.get(key) is not None:
             raise c.fail(key, f"only for family {', '.join(f for f, r in FAMILIES.items() if key in r.options)}")
-    models = c.models()
+    models = c.models(dict(rules.default_models))
     schedule = c.schedule(models)
     height_default, width_default, frames_default = rules.default_size
     steps = c.integer("steps", 50, minimum=1)
@@ -273,8 +273,8 @@ class _Checker:
             return ModelRef(value["id"], None if revision is None else str(revision))
         raise self.fail(key, f"expected a hub id, a local directory or {{id: ..., revision: ...}}, got {value!r}")
 
-    def models(self) -> dict[str, ModelRef]:
-        value = self.raw.get("models")
+    def models(self, defaults: dict[str, str]) -> dict[str, ModelRef]:
+        value = self.raw.get("models", defaults or None)
         if not isinstance(value, dict) or not value:
             raise self.fail("models", "expected a map of models, e.g. {large: Wan-AI/Wan2.1-T2V-14B-Diffusers, "
                                       "small: Wan-AI/Wan2.1-T2V-1.3B-Diffusers}")  # fmt: skip

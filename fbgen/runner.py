@@ -22,7 +22,7 @@ import torch
 import fbgen
 from fbgen.config import RunConfig
 from fbgen.errors import BadInput, FbgenError, ModelError
-from fbgen.families import load_adapter
+from fbgen.families import FAMILIES, load_adapter
 from fbgen.flops import plan_flops
 from fbgen.manifest import environment, now, write_json
 from fbgen.naming import output_name
@@ -267,7 +267,8 @@ class Session:
         sync(self.device)
         t2 = time.perf_counter()
         out_dir.mkdir(parents=True, exist_ok=True)
-        write_mp4(frames, mp4, config.fps)
+        scale = FAMILIES[config.family].view_scale
+        write_mp4(frames.repeat(scale, axis=1).repeat(scale, axis=2) if scale > 1 else frames, mp4, config.fps)
         t3 = time.perf_counter()
 
         stages = [
@@ -303,6 +304,7 @@ class Session:
             "width": config.width,
             "num_frames": config.num_frames,
             "fps": config.fps,
+            "view_scale": scale,
             "output": str(mp4),
             "sha256": file_sha256(mp4),
             "stages": stages,

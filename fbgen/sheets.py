@@ -11,31 +11,36 @@ from PIL import Image, ImageDraw
 from fbgen.video import write_mp4
 
 MIN_CELL = 128  # tiny videos are upscaled (nearest) so a frame is at least this tall
-LABEL = 110
+LABEL = 14  # height of a text line
 
 
 def _scale(height: int) -> int:
     return max(1, math.ceil(MIN_CELL / height))
 
 
-def contact_sheet(rows: dict[str, np.ndarray], path: str | Path, columns: int = 8) -> None:
-    """One row per run (label at the left), `columns` frames spread evenly over the video."""
+def contact_sheet(rows: dict[str, np.ndarray], path: str | Path, columns: int = 8) -> Path:
+    """One row per run under its label, `columns` frames spread evenly over the video; written atomically."""
     first = next(iter(rows.values()))
     frames, height, width = first.shape[:3]
     picks = np.linspace(0, frames - 1, min(columns, frames)).round().astype(int)
     k = _scale(height)
     cell_h, cell_w = height * k, width * k
-    sheet = Image.new("RGB", (LABEL + len(picks) * (cell_w + 2), len(rows) * (cell_h + 2) + 16), "white")
+    row_h = LABEL + cell_h + 4
+    sheet = Image.new("RGB", (max(len(picks) * (cell_w + 2), 320), len(rows) * row_h + LABEL), "white")
     draw = ImageDraw.Draw(sheet)
     for c, f in enumerate(picks):
-        draw.text((LABEL + c * (cell_w + 2) + 2, 2), f"frame {f}", fill="black")
+        draw.text((c * (cell_w + 2) + 2, 1), f"frame {f}", fill="gray")
     for r, (name, video) in enumerate(rows.items()):
-        y = 16 + r * (cell_h + 2)
-        draw.text((4, y + cell_h // 2 - 6), name, fill="black")
+        y = LABEL + r * row_h
+        draw.text((2, y + 1), name, fill="black")
         for c, f in enumerate(picks):
             cell = Image.fromarray(video[f]).resize((cell_w, cell_h), Image.NEAREST)
-            sheet.paste(cell, (LABEL + c * (cell_w + 2), y))
-    sheet.save(path)
+            sheet.paste(cell, (c * (cell_w + 2), y + LABEL))
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.partial{path.suffix}")
+    sheet.save(tmp)
+    tmp.replace(path)
+    return path
 
 
 def side_by_side(rows: dict[str, np.ndarray], path: str | Path, fps: int) -> None:

@@ -1,4 +1,5 @@
-"""Tiny random-weight Wan 2.1 pairs, saved in diffusers format, for tests and the untrained `make demo`.
+"""Tiny random-weight Wan 2.1 and LTX pairs, saved in diffusers format, for tests (the trained demo pair is
+`fbgen/demo/pair`, made by `fbgen train-demo`).
 
 There is no hub on the machines fbgen is developed on, so these stand in for the real checkpoints: they are
 built from diffusers/transformers configs, saved with `save_pretrained` (safetensors) and loaded back through the

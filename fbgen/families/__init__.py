@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
+
+DEMO_PAIR = Path(__file__).resolve().parent.parent / "demo" / "pair"  # the trained pair shipped in the package
 
 
 @dataclass(frozen=True)
@@ -20,6 +23,8 @@ class FamilyRules:
     adapter: str  # module path of the adapter
     solvers: tuple[str, ...]  # the first is the default
     options: tuple[str, ...] = ()  # family-only config keys
+    default_models: tuple[tuple[str, str], ...] = ()  # (letter, path) used when a config declares no models
+    view_scale: int = 1  # MP4s are written this many times larger (nearest) when native frames are tiny
 
 
 FAMILIES: dict[str, FamilyRules] = {
@@ -35,6 +40,10 @@ FAMILIES: dict[str, FamilyRules] = {
         "fbgen.families.ltx",
         ("euler",),
         ("decode_timestep", "decode_noise_scale"),
+    ),  # fmt: skip
+    "demo": FamilyRules(
+        "demo", 16, 4, 16, 3.0, (48, 48, 9), 8, "fbgen.families.demo", ("unipc", "euler", "dpmpp"),
+        default_models=(("L", str(DEMO_PAIR / "large")), ("S", str(DEMO_PAIR / "small"))), view_scale=4,
     ),  # fmt: skip
 }
 

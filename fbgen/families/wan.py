@@ -77,7 +77,7 @@ class WanFamily(PipelineFamily):
         for prompt, negative_prompt in zip(prompts, negatives):
             positive, negative = self.pipe.encode_prompt(
                 prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=cfg,
-                max_sequence_length=RULES.text_tokens, device=self.device,
+                max_sequence_length=self.rules.text_tokens, device=self.device,
             )  # fmt: skip
             encoded.append(Prompt(positive, negative))
         self.free_text_encoder()
@@ -125,11 +125,13 @@ class WanFamily(PipelineFamily):
 
     # -- cost ----------------------------------------------------------------------------------------------------
     def forward_flops(self, letter: str, height: int, width: int, num_frames: int) -> int:
-        return forward_flops(self.transformers[letter].config, self.latent_shape(height, width, num_frames))
+        shape = self.latent_shape(height, width, num_frames)
+        return forward_flops(self.transformers[letter].config, shape, self.rules.text_tokens)
 
 
-def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> int:
-    return wan_forward_flops(transformer_config, latent_shape, RULES.text_tokens)
+def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int],
+                  text_tokens: int = RULES.text_tokens) -> int:  # fmt: skip
+    return wan_forward_flops(transformer_config, latent_shape, text_tokens)
 
 
 def latent_shape_from_vae(vae_config: Mapping, height: int, width: int, num_frames: int) -> tuple[int, int, int]:

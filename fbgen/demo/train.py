@@ -1,0 +1,332 @@
+"""Train the shipped demo pair: a Wan-architecture large/small text-to-video pair on the procedural clips.
+
+Three phases, each seeded, on CUDA when present (else CPU):
+1. a tiny `AutoencoderKLWan` (8x spatial, 4x temporal, 16 latent channels) learns to reconstruct clips; its latent
+   mean/std per channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads them;
+2. a frozen, seeded tiny UMT5 with a word-level tokenizer over the captions' vocabulary encodes every caption the
+   way `WanPipeline.encode_prompt` does (so training and sampling see the same conditioning);
+3. two `WanTransformer3DModel`s (large >= 8x the small's parameters) learn flow matching on the latents: x_t =
+   (1 - s) x0 + s noise, target noise - x0, s shifted like the sampler's sigmas, 10% empty captions for CFG, EMA.
+
+The result is two diffusers `WanPipeline` directories (safetensors) sharing text encoder and VAE, plus a model card.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import platform
+import random
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_clip
+
+TEXT_TOKENS = 16  # captions are 11 words + </s>; the demo family pads prompts to this length
+SHIFT = 3.0  # flow shift used for training sigmas and as the pair's default sampling shift
+VAE = dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True])
+TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
+            relative_attention_max_distance=16)  # fmt: skip
+TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=TEXT["d_model"], freq_dim=64,
+                   cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)  # fmt: skip
+LARGE = dict(num_layers=4, num_attention_heads=4, attention_head_dim=64, ffn_dim=1024)
+SMALL = dict(num_layers=2, num_attention_heads=2, attention_head_dim=32, ffn_dim=256)
+SPECIALS = ("<pad>", "</s>", "<unk>")
+
+
+@dataclass
+class Recipe:
+    """Everything that decides the weights (with the seed); the model card records it."""
+
+    seed: int = 0
+    vae_steps: int = 700
+    vae_batch: int = 8
+    vae_lr: float = 5e-4
+    kl_weight: float = 1e-6
+    object_weight: float = 20.0
+    clips: int = 12000  # transformer training set (latents encoded once)
+    large_steps: int = 4000
+    small_steps: int = 4000
+    batch: int = 64
+    large_lr: float = 3e-4
+    small_lr: float = 1e-3
+    caption_dropout: float = 0.1
+    ema: float = 0.999
+
+
+def tokenizer():
+    """Word-level tokenizer over the captions' closed vocabulary, as a transformers fast tokenizer."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    vocab = {word: i for i, word in enumerate((*SPECIALS, *WORDS))}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre_tokenizers.Whitespace()
+    tok.post_processor = processors.TemplateProcessing(single="$A </s>", special_tokens=[("</s>", 1)])
+    return PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=TEXT_TOKENS)  # fmt: skip
+
+
+def text_encoder(seed: int):
+    from transformers import UMT5Config, UMT5EncoderModel
+
+    torch.manual_seed(seed)
+    config = UMT5Config(vocab_size=len(SPECIALS) + len(WORDS), pad_token_id=0, eos_token_id=1, **TEXT)
+    return UMT5EncoderModel(config).eval().requires_grad_(False)
+
+
+def to_tensor(frames: np.ndarray) -> torch.Tensor:
+    """uint8 (F, H, W, 3) → float (3, F, H, W) in [-1, 1], the VAE's input range."""
+    return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
+
+
+# -- phase 1: the autoencoder ---------------------------------------------------------------------------------------
+def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) -> tuple[object, dict]:
+    from diffusers import AutoencoderKLWan
+
+    torch.manual_seed(recipe.seed)
+    vae = AutoencoderKLWan(**VAE).to(device).train()
+    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.vae_lr, total_steps=recipe.vae_steps, pct_start=0.05)
+    rng = random.Random(recipe.seed + 1)
+    start, losses = time.perf_counter(), []
+    for step in range(recipe.vae_steps):
+        x = torch.stack([to_tensor(render(sample_clip(rng))) for _ in range(recipe.vae_batch)]).to(device)
+        posterior = vae.encode(x).latent_dist
+        recon = vae.decode(posterior.mode()).sample  # a deterministic autoencoder; the KL term keeps latents tame
+        error = (recon - x).abs() + (recon - x).square()
+        rec = error.mean()
+        # The object covers 2-15% of a frame: weight its pixels up, or the autoencoder settles on background only.
+        weight = 1 + recipe.object_weight * (x - x[..., :1, :1]).abs().amax(dim=1, keepdim=True).gt(0.1).float()
+        loss = (error * weight).mean() / weight.mean() + recipe.kl_weight * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(rec.item())
+        if step % 50 == 0 or step == recipe.vae_steps - 1:
+            log(f"vae step {step}/{recipe.vae_steps} recon {np.mean(losses[-50:]):.4f}")
+    vae.eval().requires_grad_(False)
+    return vae, {"steps": recipe.vae_steps, "final_recon_loss": float(np.mean(losses[-50:])),
+                 "wall_s": time.perf_counter() - start}  # fmt: skip
+
+
+@torch.no_grad()
+def encode_clips(vae, clips: list, device: torch.device, chunk: int = 64) -> torch.Tensor:
+    """Posterior means of the clips, un-normalised (B, 16, 3, 6, 6)."""
+    out = []
+    for i in range(0, len(clips), chunk):
+        x = torch.stack([to_tensor(render(c)) for c in clips[i : i + chunk]]).to(device)
+        out.append(vae.encode(x).latent_dist.mode().cpu())
+    return torch.cat(out)
+
+
+# -- phase 3: the transformers --------------------------------------------------------------------------------------
+def transformer(sizes: dict, seed: int):
+    from diffusers import WanTransformer3DModel
+
+    torch.manual_seed(seed)
+    return WanTransformer3DModel(**TRANSFORMER, **sizes)
+
+
+def shifted(u: torch.Tensor, shift: float = SHIFT) -> torch.Tensor:
+    """The same sigma shift the flow schedulers apply at sampling time."""
+    return shift * u / (1 + (shift - 1) * u)
+
+
+def train_transformer(model, latents: torch.Tensor, embeds: torch.Tensor, captions: torch.Tensor, empty: torch.Tensor,
+                      steps: int, lr: float, recipe: Recipe, device: torch.device, name: str,
+                      log: Callable[[str], None]) -> tuple[object, dict]:  # fmt: skip
+    """Flow matching with caption dropout and an EMA copy (the EMA weights are the ones shipped)."""
+    model = model.to(device).train()
+    ema = copy.deepcopy(model).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warmup = max(1, steps // 20)
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
+    )
+    gen = torch.Generator().manual_seed(recipe.seed + 2)
+    latents, embeds, captions, empty = latents.to(device), embeds.to(device), captions.to(device), empty.to(device)
+    start, losses = time.perf_counter(), []
+    for step in range(steps):
+        idx = torch.randint(0, len(latents), (recipe.batch,), generator=gen).to(device)
+        x0 = latents[idx]
+        text = embeds[captions[idx]]
+        drop = (torch.rand(recipe.batch, generator=gen) < recipe.caption_dropout).to(device)
+        text = torch.where(drop[:, None, None], empty.expand_as(text), text)
+        sigma = shifted(torch.rand(recipe.batch, generator=gen)).to(device)
+        noise = torch.randn(x0.shape, generator=gen).to(device)
+        s = sigma.view(-1, 1, 1, 1, 1)
+        xt = (1 - s) * x0 + s * noise
+        pred = model(hidden_states=xt, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)[0]
+        loss = (pred.float() - (noise - x0)).square().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        decay = min(recipe.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for e, p in zip(ema.parameters(), model.parameters()):
+                e.lerp_(p, 1 - decay)
+        losses.append(loss.item())
+        if step % 100 == 0 or step == steps - 1:
+            log(f"{name} step {step}/{steps} loss {np.mean(losses[-100:]):.4f}")
+    return ema.cpu(), {"steps": steps, "final_loss": float(np.mean(losses[-100:])),
+                       "wall_s": time.perf_counter() - start}  # fmt: skip
+
+
+# -- the whole recipe -----------------------------------------------------------------------------------------------
+def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "auto",
+               log: Callable[[str], None] = print, command: str | None = None) -> dict[str, Path]:  # fmt: skip
+    """Train VAE, then the large and the small transformer; write `out/large`, `out/small` and `out/MODEL_CARD.md`."""
+    from diffusers import WanPipeline
+
+    from fbgen.solvers import make_scheduler
+
+    recipe = recipe or Recipe()
+    dev = pick_device(device)
+    out = Path(out)
+    started = time.perf_counter()
+    log(f"training the demo pair on {dev} ({torch.get_num_threads()} CPU threads)")
+    vae, vae_stats = resumable(out / ".vae", lambda: train_vae(recipe, dev, log), recipe, log)
+
+    clips = dataset(recipe.seed + 3, recipe.clips)
+    raw = encode_clips(vae.to(dev), clips, dev)
+    mean, std = raw.mean(dim=(0, 2, 3, 4)), raw.std(dim=(0, 2, 3, 4))
+    vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
+    latents = (raw - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
+
+    tok, enc = tokenizer(), text_encoder(recipe.seed)
+    shared = dict(tokenizer=tok, text_encoder=enc, vae=vae.cpu())
+    pipe = WanPipeline(transformer=None, scheduler=make_scheduler("unipc", SHIFT), **shared)
+    vocabulary = sorted({c.caption for c in clips})
+    index = {caption: i for i, caption in enumerate(vocabulary)}
+    embeds = encode(pipe, vocabulary)
+    empty = encode(pipe, [""])
+    captions = torch.tensor([index[c.caption] for c in clips])
+
+    stats = {"vae": vae_stats}
+    paths = {}
+    runs = {"large": (LARGE, recipe.large_steps, recipe.large_lr),
+            "small": (SMALL, recipe.small_steps, recipe.small_lr)}  # fmt: skip
+    for offset, (name, (sizes, steps, lr)) in enumerate(runs.items()):
+        def phase(name=name, sizes=sizes, steps=steps, lr=lr, seed=recipe.seed + 4 + offset):
+            model = transformer(sizes, seed)
+            return train_transformer(model, latents, embeds, captions, empty, steps, lr, recipe, dev, name, log)
+
+        model, stats[name] = resumable(out / f".{name}", phase, recipe, log)
+        stats[name]["parameters"] = sum(p.numel() for p in model.parameters())
+        paths[name] = out / name
+        tmp = out / f".{name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        if name == "large":  # a whole pipeline; the small one ships its transformer only and shares the rest
+            WanPipeline(transformer=model, scheduler=make_scheduler("unipc", SHIFT), **shared).save_pretrained(
+                tmp, safe_serialization=True
+            )
+        else:
+            model.save_pretrained(tmp / "transformer", safe_serialization=True)
+        shutil.rmtree(paths[name], ignore_errors=True)
+        tmp.rename(paths[name])
+    stats["vae"]["parameters"] = sum(p.numel() for p in vae.parameters())
+    stats["text_encoder_parameters"] = sum(p.numel() for p in enc.parameters())
+    stats["wall_s"] = time.perf_counter() - started
+    write_card(out, recipe, stats, dev, len(vocabulary), command)
+    for checkpoint in (".vae", ".large", ".small"):
+        shutil.rmtree(out / checkpoint, ignore_errors=True)
+    log(f"done in {stats['wall_s']:.0f} s: {', '.join(map(str, paths.values()))}")
+    return paths
+
+
+def resumable(path: Path, train: Callable[[], tuple], recipe: Recipe, log: Callable[[str], None]) -> tuple:
+    """Run one training phase, or reuse its result from an interrupted run of the same recipe (`path`)."""
+    marker = path / "phase.json"
+    if marker.exists() and json.loads(marker.read_text())["recipe"] == asdict(recipe):
+        record = json.loads(marker.read_text())
+        log(f"reusing {path.name.lstrip('.')} from an earlier run of this recipe")
+        return load_model(record["class"], path), record["stats"]
+    model, stats = train()
+    shutil.rmtree(path, ignore_errors=True)
+    model.save_pretrained(path, safe_serialization=True)
+    marker.write_text(json.dumps({"recipe": asdict(recipe), "stats": stats, "class": type(model).__name__}))
+    return model, stats
+
+
+def load_model(name: str, path: Path):
+    import diffusers
+
+    return getattr(diffusers, name).from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
+
+
+@torch.no_grad()
+def encode(pipe, prompts: list[str]) -> torch.Tensor:
+    """Captions → (N, TEXT_TOKENS, text_dim) through `WanPipeline.encode_prompt`, exactly as sampling encodes them."""
+    return torch.cat([pipe.encode_prompt(p, do_classifier_free_guidance=False, max_sequence_length=TEXT_TOKENS,
+                                         device="cpu")[0] for p in prompts])  # fmt: skip
+
+
+def hardware(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+
+
+def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, captions: int, command: str | None
+               ) -> None:  # fmt: skip
+    """MODEL_CARD.md (for people) and training.json (for tools) beside the two pipeline directories."""
+    record = {"recipe": asdict(recipe), "stats": stats, "hardware": hardware(device), "command": command,
+              "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
+              "architecture": {"vae": VAE, "text_encoder": TEXT, "transformer": TRANSFORMER, "large": LARGE,
+                               "small": SMALL, "text_tokens": TEXT_TOKENS, "shift": SHIFT}}  # fmt: skip
+    (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
+    large, small, vae = stats["large"], stats["small"], stats["vae"]
+    rows = "\n".join([
+        *(f"| {name} transformer (`{name}/transformer`) | {s['parameters']:,} | {s['steps']} steps, batch "
+          f"{recipe.batch}, lr {lr}, final loss {s['final_loss']:.4f}, {s['wall_s']:.0f} s |"
+          for name, s, lr in (("large", large, recipe.large_lr), ("small", small, recipe.small_lr))),
+        f"| VAE (`large/vae`, AutoencoderKLWan, 8x8 spatial, 4x temporal, 16 channels) | {vae['parameters']:,} | "
+        f"{vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon {vae['final_recon_loss']:.4f}, "
+        f"{vae['wall_s']:.0f} s |",
+        f"| text encoder (`large/text_encoder`, UMT5, word-level tokenizer over {len(WORDS)} words) | "
+        f"{stats['text_encoder_parameters']:,} | frozen at its seeded initialisation |",
+    ])  # fmt: skip
+    card = f"""# fbgen demo pair
+
+Two text-to-video models of the Wan 2.1 architecture (diffusers `WanTransformer3DModel`), trained from scratch on
+fbgen's procedural clips (`fbgen/demo/data.py`): one object (circle/square/triangle, small/big, 7 colours) moving
+left/right/up/down slowly/quickly over a black or gray background, {SIZE}x{SIZE} pixels, {FRAMES} frames, captioned
+from its attributes ("a big red circle moves left quickly on a black background"). They share one VAE and one text
+encoder, so fbgen can switch between them inside one trajectory. Made for demos and for testing FlowBlending on
+real learned models; they know nothing else.
+
+| component | parameters | training |
+| --- | ---: | --- |
+{rows}
+- Parameter ratio large/small: {large['parameters'] / small['parameters']:.1f}x.
+- Data: {recipe.clips} clips for the transformers ({captions} distinct captions), fresh clips every VAE step.
+- Objective: rectified flow (x_t = (1-s) x0 + s noise, target noise - x0), s shifted by {SHIFT};
+  {recipe.caption_dropout:.0%} empty captions for classifier-free guidance; the shipped weights are the EMA
+  ({recipe.ema}).
+- Hardware: {hardware(device)}; total wall time {stats['wall_s']:.0f} s; torch {torch.__version__}.
+- Reproduce: `{command or 'fbgen train-demo'}` (seed {recipe.seed}; the same recipe on other hardware gives
+  equivalent, not bit-identical, weights).
+- Sampling: `family: demo` in a fbgen config (48x48, 9 frames, UniPC, shift {SHIFT}, prompts padded to {TEXT_TOKENS}
+  tokens); videos are written upscaled 4x for viewing.
+"""
+    (out / "MODEL_CARD.md").write_text(card)
+
+
