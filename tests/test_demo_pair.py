@@ -87,6 +87,8 @@ def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
     scheduler, plan = plan_run(config, "cpu")
     ours, _ = session.denoise(config, plan, scheduler, cond, 5)
 
+    import fbgen.demo.autoencoder  # noqa: F401  (diffusers loads the pair's autoencoder class once it is imported)
+
     pipe = WanPipeline.from_pretrained(DEMO_PAIR / "large", use_safetensors=True)
     pipe.scheduler = make_scheduler("unipc", config.shift)
     theirs = pipe(prompt=PROMPTS[0], negative_prompt="", height=SIZE, width=SIZE, num_frames=FRAMES,
@@ -141,3 +143,21 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
     assert [line for line in logs if "reusing" in line] == [
         "reusing vae from an earlier run of this recipe", "reusing large from an earlier run of this recipe"]
     assert (tmp_path / "again" / "small" / "transformer" / "config.json").is_file()
+
+
+@pytest.mark.parametrize("name", ["large", "small"])
+def test_demo_flops_match_torch_flop_counter(name):
+    """The manifest's FLOPs for the demo pair (16 text tokens, its latent shape) are what torch counts."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fbgen.families import demo
+
+    model = WanTransformer3DModel.from_pretrained(DEMO_PAIR / name, subfolder="transformer", use_safetensors=True)
+    vae_config = json.loads((DEMO_PAIR / "large" / "vae" / "config.json").read_text())
+    shape = demo.latent_shape_from_vae(vae_config, SIZE, SIZE, FRAMES)
+    counter = FlopCounterMode(display=False)
+    with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
+        model(hidden_states=torch.randn(1, 16, *shape), timestep=torch.tensor([500]),
+              encoder_hidden_states=torch.randn(1, 16, model.config.text_dim), return_dict=False)  # fmt: skip
+    assert demo.forward_flops(model.config, shape) == counter.get_total_flops()

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from fbgen.batch import Item
-from fbgen.compare import RunSpec, describe, render, run_specs
+from fbgen.compare import describe, render, run_specs
 from fbgen.config import load_config
 from fbgen.demo import checker
 from fbgen.demo.data import Clip, dataset
@@ -30,6 +30,7 @@ SCHEDULES = ["SSS", "LSS", "SLL", "LSL"]
 SWEEPS = {"early": [0.2, 0.3, 0.5, 0.6], "late": [0.6, 0.7, 0.9]}
 PROMPT_SEED = 2026  # captions of the evaluation pairs (the training clips use other seeds)
 ATTRIBUTES = ("colour", "shape", "size", "direction", "speed", "background")
+READABLE = 0.9  # round-trip accuracy from which an attribute counts as carried by the autoencoder
 
 
 def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, log=print) -> dict[str, Any]:
@@ -41,6 +42,12 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
     items = [Item(f"p{i:03d}", clip.caption, i + 1, seed=i) for i, clip in enumerate(clips)]
     specs = run_specs(config, SCHEDULES, SWEEPS)
     session = Session.open(config)
+    sources = {"training data": render_clip, "VAE round trip": lambda c: roundtrip(session.family, render_clip(c))}
+    baseline_rows = {name: [score(make(clip), clip) for clip in clips] for name, make in sources.items()}
+    # An attribute the autoencoder itself does not carry (its round trip reads it about as often as chance) says
+    # nothing about the transformers: the headline accuracy counts the attributes the round trip preserves.
+    trip = baseline_rows["VAE round trip"]
+    readable = [k for k in ATTRIBUTES if np.mean([r[f"ok_{k}"] for r in trip]) >= READABLE]
     rows, start = [], time.perf_counter()
     for n, (item, seed, videos, measured) in enumerate(render(session, items, specs)):
         clip = clips[int(item.id[1:])]
@@ -50,15 +57,14 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
                          **pixel_fidelity(videos[spec.name], reference), **score(videos[spec.name], clip)})  # fmt: skip
         if (n + 1) % 10 == 0 or n + 1 == len(items):
             log(f"{n + 1}/{len(items)} prompts, {time.perf_counter() - start:.0f} s")
-    runs = [summarise(spec, [r for r in rows if r["run"] == spec.name]) for spec in specs]
-    sources = {"training data": render_clip, "VAE round trip": lambda c: roundtrip(session.family, render_clip(c))}
-    baselines = [summarise(RunSpec(name, "-", ()), [score(make(clip), clip) for clip in clips])
-                 for name, make in sources.items()]  # fmt: skip
+    runs = [summarise(spec.name, spec, [r for r in rows if r["run"] == spec.name], readable) for spec in specs]
+    baselines = [summarise(name, None, group, readable) for name, group in baseline_rows.items()]
     return {
         "config": config_path, "overrides": overrides or [], "pairs": pairs, "steps": config.steps,
         "solver": config.solver, "guidance_scale": config.guidance_scale, "size": [config.height, config.width,
         config.num_frames], "models": {m: r.id for m, r in config.models.items()}, "reference": specs[0].name,
-        "runs": runs, "baselines": baselines, "rows": rows, "wall_s": time.perf_counter() - start,
+        "readable": readable, "runs": runs, "baselines": baselines, "rows": rows,
+        "wall_s": time.perf_counter() - start,
         "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
         "torch": torch.__version__,
     }  # fmt: skip
@@ -82,9 +88,11 @@ def roundtrip(family: Any, frames: np.ndarray) -> np.ndarray:
     return family.decode((z - mean) / std)
 
 
-def summarise(spec: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
+def summarise(name: str, spec: Any, rows: list[dict[str, Any]], readable: list[str]) -> dict[str, Any]:
     ok = np.array([[r[f"ok_{k}"] for k in ATTRIBUTES] for r in rows], bool)
-    out = {"run": spec.name, "schedule": spec.schedule, "boundaries": list(spec.boundaries), "sweep": spec.sweep,
+    keep = [ATTRIBUTES.index(k) for k in readable]
+    out = {"run": name, "schedule": spec and spec.schedule, "boundaries": spec and list(spec.boundaries),
+           "sweep": spec and spec.sweep, "accuracy_readable": float(ok[:, keep].all(axis=1).mean()),
            "accuracy_all": float(ok.all(axis=1).mean())}  # fmt: skip
     out.update({k: float(ok[:, i].mean()) for i, k in enumerate(ATTRIBUTES)})
     for key in ("artifact", "psnr", "ssim", "flops", "wall_s", "time_vs_reference", "flops_vs_reference"):
@@ -95,8 +103,7 @@ def summarise(spec: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def markdown(result: dict[str, Any], command: str) -> str:
     h, w, f = result["size"]
-    runs = result["runs"]
-    ref = result["reference"]
+    runs, ref, readable = result["runs"], result["reference"], result["readable"]
     lines = [
         "# FlowBlending in miniature: the shipped demo pair",
         "",
@@ -108,26 +115,26 @@ def markdown(result: dict[str, Any], command: str) -> str:
         "",
         f"    {command}",
         "",
-        "- **all attributes**: the checker (`fbgen/demo/checker.py`, 100% on ground-truth clips) reads all six "
-        "attributes of the caption back from the generated frames;",
+        "- **readable**: the checker (`fbgen/demo/checker.py`, 100% on ground-truth clips) reads every attribute that "
+        f"the pair's autoencoder carries ({', '.join(readable)}: ≥ {READABLE:.0%} after a VAE round trip of the "
+        "ground truth) back from the generated frames as the caption says; the other columns are per attribute;",
         "- **artifact**: energy off the clean two-colour picture + background flicker (0 for a clean render);",
         f"- **PSNR/SSIM**: against {ref} from the same seed; **FLOPs, time**: per video relative to {ref} "
         "(time = denoise + decode on this CPU).",
         "",
-        "| run | boundaries | all attributes | colour | shape | size | direction | speed | background | artifact "
-        "| PSNR dB | SSIM | FLOPs vs LLL | time vs LLL |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| run | boundaries | readable | " + " | ".join(ATTRIBUTES) + " | artifact | PSNR dB | SSIM | FLOPs vs LLL "
+        "| time vs LLL |",
+        "| --- | --- | ---: |" + " ---: |" * len(ATTRIBUTES) + " ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in runs:
         psnr = "ref" if r["run"] == ref else f"{r['psnr']:.2f}"
-        lines.append(
-            f"| {r['run']} | {r['boundaries']} | **{r['accuracy_all']:.0%}** | "
-            + " | ".join(f"{r[k]:.0%}" for k in ATTRIBUTES)
-            + f" | {r['artifact']:.4f} | {psnr} | {r['ssim']:.3f} | {r['flops_vs_reference']:.3f} | "
-            f"{r['time_vs_reference']:.3f} |"
-        )
+        lines.append(f"| {r['run']} | {r['boundaries']} | **{r['accuracy_readable']:.0%}** | "
+                     + " | ".join(f"{r[k]:.0%}" for k in ATTRIBUTES)
+                     + f" | {r['artifact']:.4f} | {psnr} | {r['ssim']:.3f} | {r['flops_vs_reference']:.3f} | "
+                     f"{r['time_vs_reference']:.3f} |")  # fmt: skip
     for r in result["baselines"]:
-        lines.append(f"| _{r['run']}_ | – | {r['accuracy_all']:.0%} | " + " | ".join(f"{r[k]:.0%}" for k in ATTRIBUTES)
+        lines.append(f"| _{r['run']}_ | – | {r['accuracy_readable']:.0%} | "
+                     + " | ".join(f"{r[k]:.0%}" for k in ATTRIBUTES)
                      + f" | {r['artifact']:.4f} | – | – | – | – |")  # fmt: skip
     lines += ["", "## What the numbers show", "", *findings(runs, ref), ""]
     return "\n".join(lines)
@@ -137,28 +144,22 @@ def findings(runs: list[dict[str, Any]], ref: str) -> list[str]:
     """Plain statements read off the table (regenerated with it, so they never go stale)."""
     by = {r["run"]: r for r in runs}
     large, small, lsl = by[ref], by["SSS"], by["LSL"]
-    fixed = [by[s] for s in ("SSS", "LSS", "SLL", "LSL")]
-    ranked = sorted([large, *fixed], key=lambda r: -r["accuracy_all"])
-    order = " > ".join(f"{r['run']} {r['accuracy_all']:.0%}" for r in ranked)
+    ranked = sorted([large, *(by[s] for s in ("SSS", "LSS", "SLL", "LSL"))], key=lambda r: -r["accuracy_readable"])
     out = [
-        f"- Ranking by all-attribute accuracy: {order}.",
-        f"- The small model alone is {'below' if small['accuracy_all'] < large['accuracy_all'] else 'not below'} the "
-        f"large one: SSS {small['accuracy_all']:.0%} vs LLL {large['accuracy_all']:.0%} all-attribute accuracy, "
+        "- Ranking by readable accuracy: " + " > ".join(f"{r['run']} {r['accuracy_readable']:.0%}" for r in ranked)
+        + ".",
+        f"- Small alone vs large alone: SSS {small['accuracy_readable']:.0%} vs LLL {large['accuracy_readable']:.0%}, "
         f"artifact {small['artifact']:.4f} vs {large['artifact']:.4f}, at {small['flops_vs_reference']:.3f} of the "
         "FLOPs.",
-        f"- LSL [0.4, 0.8] gets {lsl['accuracy_all']:.0%} (LLL {large['accuracy_all']:.0%}) with "
-        f"{1 - lsl['flops_vs_reference']:.0%} fewer FLOPs and {large['wall_s'] / lsl['wall_s']:.2f}x the speed of "
-        f"LLL, PSNR {lsl['psnr']:.2f} dB to LLL.",
-        f"- Where the large model matters: LSS (large early only) {by['LSS']['accuracy_all']:.0%}, artifact "
-        f"{by['LSS']['artifact']:.4f}; SLL (large late only) {by['SLL']['accuracy_all']:.0%}, artifact "
-        f"{by['SLL']['artifact']:.4f}.",
-    ]
-    for kind, label in (("early", "L→S switch"), ("late", "S→L return")):
-        sweep = sorted((r for r in runs if r["sweep"] == kind or r["run"] == "LSL"),
-                       key=lambda r: r["boundaries"][0 if kind == "early" else 1])  # fmt: skip
-        points = ", ".join(f"{r['boundaries'][0 if kind == 'early' else 1]:g}: {r['accuracy_all']:.0%} / "
-                           f"{r['psnr']:.1f} dB" for r in sweep)  # fmt: skip
-        out.append(f"- Sweep of the {label} (accuracy / PSNR to LLL): {points}.")
+        f"- LSL [0.4, 0.8]: {lsl['accuracy_readable']:.0%} with {1 - lsl['flops_vs_reference']:.0%} fewer FLOPs and "
+        f"{large['wall_s'] / lsl['wall_s']:.2f}x the speed of LLL; PSNR {lsl['psnr']:.2f} dB to LLL.",
+        f"- Large early only (LSS): {by['LSS']['accuracy_readable']:.0%}, artifact {by['LSS']['artifact']:.4f}; "
+        f"large late only (SLL): {by['SLL']['accuracy_readable']:.0%}, artifact {by['SLL']['artifact']:.4f}.",
+    ]  # fmt: skip
+    for kind, label, i in (("early", "L→S switch", 0), ("late", "S→L return", 1)):
+        sweep = sorted((r for r in runs if r["sweep"] == kind or r["run"] == "LSL"), key=lambda r: r["boundaries"][i])
+        points = ", ".join(f"{r['boundaries'][i]:g}: {r['accuracy_readable']:.0%} / {r['psnr']:.1f} dB" for r in sweep)
+        out.append(f"- Sweep of the {label} (readable accuracy / PSNR to LLL): {points}.")
     return out
 
 

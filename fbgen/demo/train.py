@@ -1,8 +1,9 @@
 """Train the shipped demo pair: a Wan-architecture large/small text-to-video pair on the procedural clips.
 
 Three phases, each seeded, on CUDA when present (else CPU):
-1. a tiny `AutoencoderKLWan` (8x spatial, 4x temporal, 16 latent channels) learns to reconstruct clips; its latent
-   mean/std per channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads them;
+1. a small causal video autoencoder with the Wan VAE's interface and layout (`fbgen.demo.autoencoder`: 8x spatial,
+   4x temporal, 16 latent channels) learns to reconstruct clips, object pixels weighted up; its latent mean/std per
+   channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads them;
 2. a frozen, seeded tiny UMT5 with a word-level tokenizer over the captions' vocabulary encodes every caption the
    way `WanPipeline.encode_prompt` does (so training and sampling see the same conditioning);
 3. two `WanTransformer3DModel`s (large >= 8x the small's parameters) learn flow matching on the latents: x_t =
@@ -32,7 +33,7 @@ from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_clip
 
 TEXT_TOKENS = 16  # captions are 11 words + </s>; the demo family pads prompts to this length
 SHIFT = 3.0  # flow shift used for training sigmas and as the pair's default sampling shift
-VAE = dict(base_dim=16, z_dim=16, dim_mult=[1, 2, 2, 2], num_res_blocks=1, temperal_downsample=[False, True, True])
+VAE = dict(z_dim=16, width=64)
 TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
             relative_attention_max_distance=16)  # fmt: skip
 TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=TEXT["d_model"], freq_dim=64,
@@ -47,14 +48,13 @@ class Recipe:
     """Everything that decides the weights (with the seed); the model card records it."""
 
     seed: int = 0
-    vae_steps: int = 700
-    vae_batch: int = 8
-    vae_lr: float = 5e-4
-    kl_weight: float = 1e-6
+    vae_steps: int = 1500
+    vae_batch: int = 16
+    vae_lr: float = 1e-3
     object_weight: float = 20.0
     clips: int = 12000  # transformer training set (latents encoded once)
-    large_steps: int = 4000
-    small_steps: int = 4000
+    large_steps: int = 3500
+    small_steps: int = 3000
     batch: int = 64
     large_lr: float = 3e-4
     small_lr: float = 1e-3
@@ -95,33 +95,30 @@ def pick_device(name: str = "auto") -> torch.device:
 
 # -- phase 1: the autoencoder ---------------------------------------------------------------------------------------
 def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) -> tuple[object, dict]:
-    from diffusers import AutoencoderKLWan
+    from fbgen.demo.autoencoder import CausalFrameAutoencoder
 
     torch.manual_seed(recipe.seed)
-    vae = AutoencoderKLWan(**VAE).to(device).train()
-    opt = torch.optim.AdamW(vae.parameters(), lr=recipe.vae_lr, weight_decay=0.0)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, recipe.vae_lr, total_steps=recipe.vae_steps, pct_start=0.05)
+    vae = CausalFrameAutoencoder(**VAE).to(device).train()
+    opt = torch.optim.Adam(vae.parameters(), lr=recipe.vae_lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / recipe.vae_steps)))
     rng = random.Random(recipe.seed + 1)
     start, losses = time.perf_counter(), []
     for step in range(recipe.vae_steps):
         x = torch.stack([to_tensor(render(sample_clip(rng))) for _ in range(recipe.vae_batch)]).to(device)
-        posterior = vae.encode(x).latent_dist
-        recon = vae.decode(posterior.mode()).sample  # a deterministic autoencoder; the KL term keeps latents tame
+        recon = vae.decode_unclamped(vae.encode(x).latent_dist.mode())
         error = (recon - x).abs() + (recon - x).square()
-        rec = error.mean()
         # The object covers 2-15% of a frame: weight its pixels up, or the autoencoder settles on background only.
         weight = 1 + recipe.object_weight * (x - x[..., :1, :1]).abs().amax(dim=1, keepdim=True).gt(0.1).float()
-        loss = (error * weight).mean() / weight.mean() + recipe.kl_weight * posterior.kl().mean()
+        loss = (error * weight).mean() / weight.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         opt.step()
         sched.step()
-        losses.append(rec.item())
-        if step % 50 == 0 or step == recipe.vae_steps - 1:
-            log(f"vae step {step}/{recipe.vae_steps} recon {np.mean(losses[-50:]):.4f}")
+        losses.append(error.mean().item())
+        if step % 100 == 0 or step == recipe.vae_steps - 1:
+            log(f"vae step {step}/{recipe.vae_steps} recon {np.mean(losses[-100:]):.4f}")
     vae.eval().requires_grad_(False)
-    return vae, {"steps": recipe.vae_steps, "final_recon_loss": float(np.mean(losses[-50:])),
+    return vae, {"steps": recipe.vae_steps, "final_recon_loss": float(np.mean(losses[-100:])),
                  "wall_s": time.perf_counter() - start}  # fmt: skip
 
 
@@ -269,7 +266,10 @@ def resumable(path: Path, train: Callable[[], tuple], recipe: Recipe, log: Calla
 def load_model(name: str, path: Path):
     import diffusers
 
-    return getattr(diffusers, name).from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
+    from fbgen.demo.autoencoder import CausalFrameAutoencoder
+
+    cls = CausalFrameAutoencoder if name == CausalFrameAutoencoder.__name__ else getattr(diffusers, name)
+    return cls.from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
 
 
 @torch.no_grad()
@@ -298,8 +298,9 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
         *(f"| {name} transformer (`{name}/transformer`) | {s['parameters']:,} | {s['steps']} steps, batch "
           f"{recipe.batch}, lr {lr}, final loss {s['final_loss']:.4f}, {s['wall_s']:.0f} s |"
           for name, s, lr in (("large", large, recipe.large_lr), ("small", small, recipe.small_lr))),
-        f"| VAE (`large/vae`, AutoencoderKLWan, 8x8 spatial, 4x temporal, 16 channels) | {vae['parameters']:,} | "
-        f"{vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon {vae['final_recon_loss']:.4f}, "
+        f"| VAE (`large/vae`, causal frame autoencoder, 8x8 spatial, 4x temporal, 16 channels) | "
+        f"{vae['parameters']:,} | {vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon "
+        f"{vae['final_recon_loss']:.4f} (object pixels weighted {recipe.object_weight:g}x in training), "
         f"{vae['wall_s']:.0f} s |",
         f"| text encoder (`large/text_encoder`, UMT5, word-level tokenizer over {len(WORDS)} words) | "
         f"{stats['text_encoder_parameters']:,} | frozen at its seeded initialisation |",
@@ -324,6 +325,9 @@ real learned models; they know nothing else.
 - Hardware: {hardware(device)}; total wall time {stats['wall_s']:.0f} s; torch {torch.__version__}.
 - Reproduce: `{command or 'fbgen train-demo'}` (seed {recipe.seed}; the same recipe on other hardware gives
   equivalent, not bit-identical, weights).
+- Load with diffusers: `import fbgen.demo.autoencoder` (the autoencoder's class), then
+  `WanPipeline.from_pretrained("large")`; the small transformer: `WanTransformer3DModel.from_pretrained("small",
+  subfolder="transformer")`.
 - Sampling: `family: demo` in a fbgen config (48x48, 9 frames, UniPC, shift {SHIFT}, prompts padded to {TEXT_TOKENS}
   tokens); videos are written upscaled 4x for viewing.
 """

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -49,6 +50,7 @@ class WanFamily(PipelineFamily):
 
     rules = RULES
     pipeline_class = WanPipeline
+    vae_class: Any = AutoencoderKLWan
 
     @classmethod
     def load(
@@ -63,7 +65,7 @@ class WanFamily(PipelineFamily):
         tokenizer = AutoTokenizer.from_pretrained(text.path, subfolder="tokenizer")
         text_encoder = UMT5EncoderModel.from_pretrained(text.path, subfolder="text_encoder", **common).eval()
         # Wan's VAE is run in float32, as the official pipelines do.
-        vae_model = AutoencoderKLWan.from_pretrained(
+        vae_model = cls.vae_class.from_pretrained(
             vae.path, subfolder="vae", torch_dtype=torch.float32, use_safetensors=True
         ).eval()
         return cls(models, tokenizer, text_encoder.to(device), vae_model.to(device), device)
