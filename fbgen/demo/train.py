@@ -317,12 +317,15 @@ real learned models; they know nothing else.
 | component | parameters | training |
 | --- | ---: | --- |
 {rows}
+
 - Parameter ratio large/small: {large['parameters'] / small['parameters']:.1f}x.
 - Data: {recipe.clips} clips for the transformers ({captions} distinct captions), fresh clips every VAE step.
 - Objective: rectified flow (x_t = (1-s) x0 + s noise, target noise - x0), s shifted by {SHIFT};
   {recipe.caption_dropout:.0%} empty captions for classifier-free guidance; the shipped weights are the EMA
   ({recipe.ema}).
-- Hardware: {hardware(device)}; total wall time {stats['wall_s']:.0f} s; torch {torch.__version__}.
+- Hardware: {hardware(device)}; torch {torch.__version__}; wall time of this run {stats['wall_s']:.0f} s (phases:
+  VAE {vae['wall_s']:.0f} s, large {large['wall_s']:.0f} s, small {small['wall_s']:.0f} s; a phase reused from an
+  interrupted run of the same recipe is not in this run's time).
 - Reproduce: `{command or 'fbgen train-demo'}` (seed {recipe.seed}; the same recipe on other hardware gives
   equivalent, not bit-identical, weights).
 - Load with diffusers: `import fbgen.demo.autoencoder` (the autoencoder's class), then
