@@ -57,14 +57,16 @@ def test_demo_family_defaults_to_the_shipped_pair(tmp_path):
 def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
     """`fbgen run` on the demo family: upscaled MP4s, manifests, a contact sheet, and videos that show what the
     captions say (read back by the analytic checker)."""
-    path = demo_config(tmp_path, steps=20)
+    captions = [line for line in (ROOT / "prompts" / "demo.txt").read_text().splitlines() if not line.startswith("#")]
+    path = demo_config(tmp_path, steps=20, guidance_scale=4.0, prompts=captions[:6])
     run = subprocess.run([sys.executable, "-m", "fbgen", "run", str(path), "--sheet", "--json"], capture_output=True,
                          text=True, cwd=tmp_path)  # fmt: skip
     assert run.returncode == 0, run.stderr
     items = json.loads(run.stdout)["items"]
-    assert len(items) == 2 and (tmp_path / "out" / "contact-sheet.png").is_file()
+    assert len(items) == 6 and (tmp_path / "out" / "contact-sheet.png").is_file()
     scale = FAMILIES["demo"].view_scale
-    for item, prompt in zip(items, PROMPTS):
+    readings = []
+    for item in items:
         manifest = json.loads(Path(item["output"]).with_suffix(".json").read_text())
         assert manifest["family"] == "demo" and manifest["view_scale"] == scale
         assert [p["model"] for p in manifest["plan"]] == list("L" * 8 + "S" * 8 + "L" * 4)
@@ -72,10 +74,11 @@ def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
         frames, _ = read_mp4(item["output"])
         assert frames.shape == (FRAMES, SIZE * scale, SIZE * scale, 3)
         native = frames[:, scale // 2 :: scale, scale // 2 :: scale]  # the centre pixel of each upscaled block
-        reading = checker.read(native)
-        size, colour, shape, _, direction, speed, *_ , background, _ = prompt.split()
-        assert reading.attributes["colour"] == colour and reading.attributes["background"] == background
-        assert reading.attributes["direction"] == direction
+        readings.append(checker.read(native).attributes)
+    truths = [dict(zip(("colour", "direction", "background"), (p.split()[i] for i in (2, 5, 9)))) for p in captions]
+    hits = {k: sum(r[k] == t[k] for r, t in zip(readings, truths)) for k in ("colour", "direction", "background")}
+    # chance is 1/7, 1/4 and 1/2; the pair reads back right about 9 times in 10 (docs/DEMO_RESULTS.md)
+    assert hits["background"] == 6 and hits["colour"] >= 4 and hits["direction"] >= 3, (hits, readings)
 
 
 def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
