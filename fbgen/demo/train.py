@@ -89,10 +89,6 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames).permute(3, 0, 1, 2).float() / 127.5 - 1.0
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    return torch.device("cuda" if name == "auto" and torch.cuda.is_available() else ("cpu" if name == "auto" else name))
-
-
 # -- phase 1: the autoencoder ---------------------------------------------------------------------------------------
 def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) -> tuple[object, dict]:
     from fbgen.demo.autoencoder import CausalFrameAutoencoder
@@ -132,7 +128,7 @@ def encode_clips(vae, clips: list, device: torch.device, chunk: int = 64) -> tor
     return torch.cat(out)
 
 
-# -- phase 3: the transformers --------------------------------------------------------------------------------------
+# -- phases 2-3: captions, then the transformers -----------------------------------------------------------------------
 def transformer(sizes: dict, seed: int):
     from diffusers import WanTransformer3DModel
 
@@ -193,10 +189,11 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     """Train VAE, then the large and the small transformer; write `out/large`, `out/small` and `out/MODEL_CARD.md`."""
     from diffusers import WanPipeline
 
+    from fbgen.runner import resolve_device
     from fbgen.solvers import make_scheduler
 
     recipe = recipe or Recipe()
-    dev = pick_device(device)
+    dev = resolve_device(device)
     out = Path(out)
     started = time.perf_counter()
     log(f"training the demo pair on {dev} ({torch.get_num_threads()} CPU threads)")
@@ -222,6 +219,7 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     runs = {"large": (LARGE, recipe.large_steps, recipe.large_lr),
             "small": (SMALL, recipe.small_steps, recipe.small_lr)}  # fmt: skip
     for offset, (name, (sizes, steps, lr)) in enumerate(runs.items()):
+
         def phase(name=name, sizes=sizes, steps=steps, lr=lr, seed=recipe.seed + 4 + offset):
             model = transformer(sizes, seed)
             return train_transformer(model, latents, embeds, captions, empty, steps, lr, recipe, dev, name, log)
@@ -318,15 +316,15 @@ real learned models; they know nothing else.
 | --- | ---: | --- |
 {rows}
 
-- Parameter ratio large/small: {large['parameters'] / small['parameters']:.1f}x.
+- Parameter ratio large/small: {large["parameters"] / small["parameters"]:.1f}x.
 - Data: {recipe.clips} clips for the transformers ({captions} distinct captions), fresh clips every VAE step.
 - Objective: rectified flow (x_t = (1-s) x0 + s noise, target noise - x0), s shifted by {SHIFT};
   {recipe.caption_dropout:.0%} empty captions for classifier-free guidance; the shipped weights are the EMA
   ({recipe.ema}).
-- Hardware: {hardware(device)}; torch {torch.__version__}; wall time of this run {stats['wall_s']:.0f} s (phases:
-  VAE {vae['wall_s']:.0f} s, large {large['wall_s']:.0f} s, small {small['wall_s']:.0f} s; a phase reused from an
+- Hardware: {hardware(device)}; torch {torch.__version__}; wall time of this run {stats["wall_s"]:.0f} s (phases:
+  VAE {vae["wall_s"]:.0f} s, large {large["wall_s"]:.0f} s, small {small["wall_s"]:.0f} s; a phase reused from an
   interrupted run of the same recipe is not in this run's time).
-- Reproduce: `{command or 'fbgen train-demo'}` (seed {recipe.seed}; the same recipe on other hardware gives
+- Reproduce: `{command or "fbgen train-demo"}` (seed {recipe.seed}; the same recipe on other hardware gives
   equivalent, not bit-identical, weights).
 - Load with diffusers: `import fbgen.demo.autoencoder` (the autoencoder's class), then
   `WanPipeline.from_pretrained("large")`; the small transformer: `WanTransformer3DModel.from_pretrained("small",
@@ -335,5 +333,3 @@ real learned models; they know nothing else.
   tokens); videos are written upscaled 4x for viewing.
 """
     (out / "MODEL_CARD.md").write_text(card)
-
-

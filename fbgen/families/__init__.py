@@ -42,8 +42,17 @@ FAMILIES: dict[str, FamilyRules] = {
         ("decode_timestep", "decode_noise_scale"),
     ),  # fmt: skip
     "demo": FamilyRules(
-        "demo", 16, 4, 16, 3.0, (48, 48, 9), 8, "fbgen.families.demo", ("unipc", "euler", "dpmpp"),
-        default_models=(("L", str(DEMO_PAIR / "large")), ("S", str(DEMO_PAIR / "small"))), view_scale=4,
+        "demo",
+        16,
+        4,
+        16,
+        3.0,
+        (48, 48, 9),
+        8,
+        "fbgen.families.demo",
+        ("unipc", "euler", "dpmpp"),
+        default_models=(("L", str(DEMO_PAIR / "large")), ("S", str(DEMO_PAIR / "small"))),
+        view_scale=4,
     ),  # fmt: skip
 }
 
