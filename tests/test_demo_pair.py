@@ -144,7 +144,9 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
     logs.clear()
     train_pair(tmp_path / "again", recipe, "cpu", log=logs.append)
     assert [line for line in logs if "reusing" in line] == [
-        "reusing vae from an earlier run of this recipe", "reusing large from an earlier run of this recipe"]
+        "reusing vae from an earlier run of this recipe",
+        "reusing large from an earlier run of this recipe",
+    ]
     assert (tmp_path / "again" / "small" / "transformer" / "config.json").is_file()
 
 
