@@ -274,7 +274,11 @@ class _Checker:
         raise self.fail(key, f"expected a hub id, a local directory or {{id: ..., revision: ...}}, got {value!r}")
 
     def models(self, defaults: dict[str, str]) -> dict[str, ModelRef]:
-        value = self.raw.get("models", defaults or None)
+        """The declared models; a family with shipped models (demo) fills in the letters a config leaves out."""
+        value = self.raw.get("models", {} if defaults else None)
+        if defaults and isinstance(value, dict):
+            declared = {MODEL_ALIASES.get(str(name).lower(), str(name)) for name in value}
+            value = {**{k: v for k, v in defaults.items() if k not in declared}, **value}
         if not isinstance(value, dict) or not value:
             raise self.fail("models", "expected a map of models, e.g. {large: Wan-AI/Wan2.1-T2V-14B-Diffusers, "
                                       "small: Wan-AI/Wan2.1-T2V-1.3B-Diffusers}")  # fmt: skip

@@ -52,6 +52,10 @@ def test_demo_family_defaults_to_the_shipped_pair(tmp_path):
     config = load_config(demo_config(tmp_path))
     assert {m: r.id for m, r in config.models.items()} == {"L": str(DEMO_PAIR / "large"), "S": str(DEMO_PAIR / "small")}
     assert (config.height, config.width, config.num_frames, config.schedule) == (SIZE, SIZE, FRAMES, "LSL")
+    # declaring one model (by letter or alias) keeps the shipped other one
+    other = load_config(demo_config(tmp_path), [f"models.small={tmp_path}"])
+    assert {m: r.id for m, r in other.models.items()} == {"L": str(DEMO_PAIR / "large"), "S": str(tmp_path)}
+    assert other.large == "L"
 
 
 def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
