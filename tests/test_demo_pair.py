@@ -170,3 +170,25 @@ def test_demo_flops_match_torch_flop_counter(name):
         model(hidden_states=torch.randn(1, 16, *shape), timestep=torch.tensor([500]),
               encoder_hidden_states=torch.randn(1, 16, model.config.text_dim), return_dict=False)  # fmt: skip
     assert demo.forward_flops(model.config, shape) == counter.get_total_flops()
+
+
+def test_demo_results_score_every_schedule_and_the_baselines(tmp_path):
+    """`python -m fbgen.demo.results` (docs/DEMO_RESULTS.md) on 2 pairs and 4 steps: every run and sweep point is
+    scored, the ground truth reads 100%, and the headline counts only what the autoencoder carries."""
+    from fbgen.demo import results
+
+    path = demo_config(tmp_path, steps=4, guidance_scale=4.0)
+    out = tmp_path / "RESULTS.md"
+    results.main(["--config", str(path), "--pairs", "2", "--out", str(out)])
+    data = json.loads(out.with_suffix(".json").read_text())
+    names = [r["run"] for r in data["runs"]]
+    assert names[:5] == ["LLL", "SSS", "LSS", "SLL", "LSL"] and len(names) == 5 + 3 + 2
+    assert len(data["rows"]) == 2 * len(names)
+    truth, trip = data["baselines"]
+    assert truth["run"] == "training data" and truth["accuracy_all"] == 1.0 and truth["artifact"] == 0.0
+    assert set(data["readable"]) <= set(results.ATTRIBUTES) and "colour" in data["readable"]
+    lll = data["runs"][0]
+    assert lll["psnr"] == 100.0 and lll["flops_vs_reference"] == 1.0
+    assert data["runs"][1]["flops_vs_reference"] < 0.05  # SSS: the small model is 26x cheaper
+    text = out.read_text()
+    assert "| LSL |" in text and "## What the numbers show" in text and "python -m fbgen.demo.results" in text
