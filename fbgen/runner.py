@@ -31,7 +31,7 @@ from fbgen.sampler import guided, sample
 from fbgen.schedule import Plan
 from fbgen.solvers import plan_run
 from fbgen.sources import Source, file_sha256, parameter_count, read_config, resolve
-from fbgen.video import write_mp4
+from fbgen.video import upscale, write_mp4
 
 
 class Progress(Protocol):
@@ -268,7 +268,7 @@ class Session:
         t2 = time.perf_counter()
         out_dir.mkdir(parents=True, exist_ok=True)
         scale = FAMILIES[config.family].view_scale
-        write_mp4(frames.repeat(scale, axis=1).repeat(scale, axis=2) if scale > 1 else frames, mp4, config.fps)
+        write_mp4(upscale(frames, scale), mp4, config.fps)
         t3 = time.perf_counter()
 
         stages = [

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fbgen.video import write_mp4
+from fbgen.video import upscale, write_mp4
 
 MIN_CELL = 128  # tiny videos are upscaled (nearest) so a frame is at least this tall
 LABEL = 14  # height of a text line
@@ -59,6 +59,6 @@ def side_by_side(rows: dict[str, np.ndarray], path: str | Path, fps: int) -> Non
         label = Image.new("RGB", (cell_w, 14), "white")
         ImageDraw.Draw(label).text((2, 1), name, fill="black")
         out[:, y : y + 14, x : x + cell_w] = np.asarray(label)
-        big = video.repeat(k, axis=1).repeat(k, axis=2)
+        big = upscale(video, k)
         out[:, y + 14 : y + cell_h, x : x + cell_w] = big
     write_mp4(out, Path(path), fps)

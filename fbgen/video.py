@@ -45,6 +45,11 @@ def read_mp4(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
     return np.stack(frames), meta
 
 
+def upscale(frames: np.ndarray, factor: int) -> np.ndarray:
+    """Nearest-neighbour enlargement of frames (F, H, W, 3) by an integer factor, for viewing tiny videos."""
+    return frames.repeat(factor, axis=1).repeat(factor, axis=2) if factor > 1 else frames
+
+
 def _even(frames: np.ndarray) -> np.ndarray:
     """yuv420p needs even width and height: repeat the last row/column if one is odd."""
     _, h, w, _ = frames.shape

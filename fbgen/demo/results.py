@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import sys
 import time
 from pathlib import Path
@@ -24,6 +23,7 @@ from fbgen.config import load_config
 from fbgen.demo import checker
 from fbgen.demo.data import Clip, dataset
 from fbgen.demo.data import render as render_clip
+from fbgen.demo.train import hardware, to_tensor
 from fbgen.fidelity import pixel_fidelity
 
 SCHEDULES = ["SSS", "LSS", "SLL", "LSL"]
@@ -40,6 +40,7 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
     config = load_config(config_path, overrides)
     clips = dataset(PROMPT_SEED, pairs)
     items = [Item(f"p{i:03d}", clip.caption, i + 1, seed=i) for i, clip in enumerate(clips)]
+    clip_of = {item.id: clip for item, clip in zip(items, clips)}
     specs = run_specs(config, SCHEDULES, SWEEPS)
     session = Session.open(config)
     sources = {"training data": render_clip, "VAE round trip": lambda c: roundtrip(session.family, render_clip(c))}
@@ -50,7 +51,7 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
     readable = [k for k in ATTRIBUTES if np.mean([r[f"ok_{k}"] for r in trip]) >= READABLE]
     rows, start = [], time.perf_counter()
     for n, (item, seed, videos, measured) in enumerate(render(session, items, specs)):
-        clip = clips[int(item.id[1:])]
+        clip = clip_of[item.id]
         reference = videos[specs[0].name]
         for spec in specs:
             rows.append({"id": item.id, "prompt": item.prompt, "seed": seed, **describe(spec, measured, specs[0].name),
@@ -65,7 +66,7 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
         config.num_frames], "models": {m: r.id for m, r in config.models.items()}, "reference": specs[0].name,
         "readable": readable, "runs": runs, "baselines": baselines, "rows": rows,
         "wall_s": time.perf_counter() - start,
-        "hardware": f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads",
+        "hardware": hardware(session.device),
         "torch": torch.__version__,
     }  # fmt: skip
 
@@ -80,8 +81,7 @@ def score(frames: np.ndarray, clip: Clip) -> dict[str, Any]:
 def roundtrip(family: Any, frames: np.ndarray) -> np.ndarray:
     """Frames through the pair's VAE and back (normalised as the transformers see latents): the best any run can do."""
     vae = family.pipe.vae
-    x = torch.from_numpy(frames).permute(3, 0, 1, 2)[None].float().div(127.5).sub(1.0)
-    z = vae.encode(x.to(vae.device)).latent_dist.mode()
+    z = vae.encode(to_tensor(frames)[None].to(vae.device)).latent_dist.mode()
     shape = (1, vae.config.z_dim, 1, 1, 1)
     mean = torch.tensor(vae.config.latents_mean).view(shape).to(z)
     std = torch.tensor(vae.config.latents_std).view(shape).to(z)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -187,8 +188,9 @@ def train_transformer(model, latents: torch.Tensor, embeds: torch.Tensor, captio
 def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "auto",
                log: Callable[[str], None] = print, command: str | None = None) -> dict[str, Path]:  # fmt: skip
     """Train VAE, then the large and the small transformer; write `out/large`, `out/small` and `out/MODEL_CARD.md`."""
-    from diffusers import WanPipeline
+    from diffusers import WanPipeline, WanTransformer3DModel
 
+    from fbgen.demo.autoencoder import CausalFrameAutoencoder
     from fbgen.runner import resolve_device
     from fbgen.solvers import make_scheduler
 
@@ -197,7 +199,7 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     out = Path(out)
     started = time.perf_counter()
     log(f"training the demo pair on {dev} ({torch.get_num_threads()} CPU threads)")
-    vae, vae_stats = resumable(out / ".vae", lambda: train_vae(recipe, dev, log), recipe, log)
+    vae, vae_stats = resumable(out / ".vae", CausalFrameAutoencoder, lambda: train_vae(recipe, dev, log), recipe, log)
 
     clips = dataset(recipe.seed + 3, recipe.clips)
     raw = encode_clips(vae.to(dev), clips, dev)
@@ -224,7 +226,7 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
             model = transformer(sizes, seed)
             return train_transformer(model, latents, embeds, captions, empty, steps, lr, recipe, dev, name, log)
 
-        model, stats[name] = resumable(out / f".{name}", phase, recipe, log)
+        model, stats[name] = resumable(out / f".{name}", WanTransformer3DModel, phase, recipe, log)
         stats[name]["parameters"] = sum(p.numel() for p in model.parameters())
         paths[name] = out / name
         tmp = out / f".{name}.partial"
@@ -247,27 +249,20 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     return paths
 
 
-def resumable(path: Path, train: Callable[[], tuple], recipe: Recipe, log: Callable[[str], None]) -> tuple:
+def resumable(path: Path, model_class: Any, train: Callable[[], tuple], recipe: Recipe,
+              log: Callable[[str], None]) -> tuple:  # fmt: skip
     """Run one training phase, or reuse its result from an interrupted run of the same recipe (`path`)."""
     marker = path / "phase.json"
-    if marker.exists() and json.loads(marker.read_text())["recipe"] == asdict(recipe):
-        record = json.loads(marker.read_text())
+    record = json.loads(marker.read_text()) if marker.exists() else {}
+    if record.get("recipe") == asdict(recipe):
         log(f"reusing {path.name.lstrip('.')} from an earlier run of this recipe")
-        return load_model(record["class"], path), record["stats"]
+        model = model_class.from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
+        return model, record["stats"]
     model, stats = train()
     shutil.rmtree(path, ignore_errors=True)
     model.save_pretrained(path, safe_serialization=True)
-    marker.write_text(json.dumps({"recipe": asdict(recipe), "stats": stats, "class": type(model).__name__}))
+    marker.write_text(json.dumps({"recipe": asdict(recipe), "stats": stats}))
     return model, stats
-
-
-def load_model(name: str, path: Path):
-    import diffusers
-
-    from fbgen.demo.autoencoder import CausalFrameAutoencoder
-
-    cls = CausalFrameAutoencoder if name == CausalFrameAutoencoder.__name__ else getattr(diffusers, name)
-    return cls.from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
 
 
 @torch.no_grad()
