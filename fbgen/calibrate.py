@@ -24,7 +24,7 @@ from fbgen.boundaries import auto_boundaries
 from fbgen.config import RunConfig
 from fbgen.errors import BadInput
 from fbgen.manifest import write_json
-from fbgen.sampler import guide, sample
+from fbgen.sampler import Step, guide, sample
 from fbgen.solvers import plan_run
 
 METRICS = ("rel_l2_guided", "cos_guided", "rel_l2_cond", "cos_cond")
@@ -55,9 +55,9 @@ def trace(session: Any, config: RunConfig, cond: Any, seed: int) -> dict[str, li
     family, out = session.family, {m: [] for m in METRICS}
     family.configure(config)  # per-run settings the family takes (LTX: frame rate for RoPE)
 
-    def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
-        big = family.predict(large, cond, latents, t, cfg)
-        little = family.predict(small, cond, latents, t, config.guidance_scale[small] > 1.0)
+    def velocity(latents: torch.Tensor, t: torch.Tensor, step: Step) -> torch.Tensor:
+        big = family.predict(large, cond, latents, t, cfg, step)
+        little = family.predict(small, cond, latents, t, config.guidance_scale[small] > 1.0, step)
         guided_big = big[0] if big[1] is None else guide(*big, config.guidance_scale[large])
         guided_little = little[0] if little[1] is None else guide(*little, config.guidance_scale[small])
         for kind, (a, b) in (("cond", (big[0], little[0])), ("guided", (guided_big, guided_little))):

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from fbgen.errors import BadInput
-from fbgen.families import FAMILIES
+from fbgen.families import FAMILIES, FamilyRules
 
 OFFLOADS = ("none", "idle", "group")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
@@ -34,10 +34,27 @@ KEYS = (
     "fps", "dtype", "device", "offload", "output_dir", "filename", "compile", "attention_backend", "decode_timestep",
     "decode_noise_scale", "cache", "lora",
 )  # fmt: skip
-CACHES = {  # diffusers cache hooks that support Wan and LTX, with the settings fbgen passes through
-    "first_block": ("threshold",),
-    "taylorseer": ("cache_interval", "disable_cache_before_step", "disable_cache_after_step", "max_order"),
-}
+CACHES = {  # diffusers cache hooks fbgen offers (each family says which work for it): config class, settings passed on
+    "first_block": ("FirstBlockCacheConfig", ("threshold",)),
+    "taylorseer": ("TaylorSeerCacheConfig", ("cache_interval", "disable_cache_before_step", "disable_cache_after_step",
+                                             "max_order")),
+    "seacache": ("SeaCacheConfig", ("threshold", "residual_order", "retention_steps", "cache_end_steps",
+                                    "max_consecutive_cached")),
+}  # fmt: skip
+
+
+def _number_or_none(value: Any) -> bool:
+    return value is None or (isinstance(value, (int, float)) and not isinstance(value, bool))
+
+
+def cache_hook(spec: Mapping[str, Any], rules: FamilyRules) -> Any:
+    """The diffusers cache config for one model's `{type, settings}` (its own checks raise ValueError/TypeError)."""
+    import diffusers
+
+    settings = {k: v for k, v in spec.items() if k != "type"}
+    if spec["type"] == "taylorseer":
+        settings["cache_identifiers"] = [rules.forecast_modules]
+    return getattr(diffusers, CACHES[spec["type"]][0])(**settings)
 
 
 @dataclass(frozen=True)
@@ -205,7 +222,7 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         filename=c.filename(),
         compile=c.boolean("compile", False),
         attention_backend=c.attention_backend(),
-        cache=c.cache(models),
+        cache=c.cache(models, rules),
         lora=c.lora(models),
         decode_timestep=c.number("decode_timestep", 0.0) if "decode_timestep" in rules.options else None,
         decode_noise_scale=None if raw.get("decode_noise_scale") is None else c.number("decode_noise_scale", 0.0),
@@ -382,13 +399,13 @@ class _Checker:
                                           f"{torch.cuda.device_count()} CUDA device(s)")  # fmt: skip
         return value
 
-    def cache(self, models: dict[str, ModelRef]) -> dict[str, dict[str, Any]]:
+    def cache(self, models: dict[str, ModelRef], rules: FamilyRules) -> dict[str, dict[str, Any]]:
         """`{type: first_block, threshold: 0.05}` for every model, or per model: `{L: {...}, S: none}`."""
-        value = self.raw.get("cache")
+        value, kinds = self.raw.get("cache"), rules.caches
         if value in (None, "none", False):
             return {}
         if not isinstance(value, dict):
-            raise self.fail("cache", f"expected {{type: {'|'.join(CACHES)}, ...}} or one such per model")
+            raise self.fail("cache", f"expected {{type: {'|'.join(kinds)}, ...}} or one such per model")
         per_model = value if "type" not in value else {m: value for m in models}
         out = {}
         for letter, spec in per_model.items():
@@ -399,11 +416,19 @@ class _Checker:
             if spec in (None, "none", False):
                 continue
             kind = spec.get("type") if isinstance(spec, dict) else None
-            if kind not in CACHES:
-                raise self.fail(key, f"type must be one of {', '.join(CACHES)}; got {kind!r}")
-            extra = set(spec) - {"type", *CACHES[kind]}
+            if kind not in kinds:
+                raise self.fail(key, f"type must be one of {', '.join(kinds)} (family {rules.name}); got {kind!r}")
+            valid = CACHES[kind][1]
+            extra = set(spec) - {"type", *valid}
             if extra:
-                raise self.fail(key, f"unknown setting(s) {sorted(extra)} for {kind}; valid: {', '.join(CACHES[kind])}")
+                raise self.fail(key, f"unknown setting(s) {sorted(extra)} for {kind}; valid: {', '.join(valid)}")
+            wrong = sorted(k for k, v in spec.items() if k != "type" and not _number_or_none(v))
+            if wrong:
+                raise self.fail(key, f"{kind} setting(s) {wrong} must be numbers")
+            try:
+                cache_hook(spec, rules)
+            except (TypeError, ValueError) as e:
+                raise self.fail(key, f"{kind}: {str(e).splitlines()[0]}") from None
             out[letter] = dict(spec)
         return out
 

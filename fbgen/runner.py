@@ -20,7 +20,7 @@ from typing import Any, Protocol
 import torch
 
 import fbgen
-from fbgen.config import RunConfig
+from fbgen.config import RunConfig, cache_hook
 from fbgen.errors import BadInput, FbgenError, ModelError
 from fbgen.families import FAMILIES, load_adapter
 from fbgen.flops import plan_flops
@@ -333,20 +333,14 @@ class Session:
 def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
     """The config's accelerations, applied the way diffusers documents them, to the transformers of the run:
     attention backend and regional compile for all, a cache hook per model (each model keeps its own state)."""
-    from diffusers import FirstBlockCacheConfig, TaylorSeerCacheConfig
-
     for letter, model in models.items():
         if config.attention_backend:
             try:
                 model.set_attention_backend(config.attention_backend)
             except (ImportError, RuntimeError, ValueError) as e:
                 raise BadInput(f"{config.source}: key 'attention_backend': {str(e).splitlines()[0]}") from None
-        spec = dict(config.cache.get(letter) or {})
-        if spec:
-            kind = spec.pop("type")
-            model.enable_cache(
-                FirstBlockCacheConfig(**spec) if kind == "first_block" else TaylorSeerCacheConfig(**spec)
-            )
+        if config.cache.get(letter):
+            model.enable_cache(cache_hook(config.cache[letter], FAMILIES[config.family]))
         if config.compile:
             model.compile_repeated_blocks(fullgraph=True)
 

@@ -8,12 +8,28 @@ exactly as if one model had produced every velocity.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import torch
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-Denoiser = Callable[[torch.Tensor, torch.Tensor, int], torch.Tensor]
-"""(latents, timestep, step index) → guided velocity prediction."""
+
+@dataclass(frozen=True)
+class Step:
+    """Where the loop is. diffusers' cache hooks read it from `cache_context` (SeaCache needs it), as the
+    pipelines pass it; it is the position in the whole trajectory, whichever model runs the step."""
+
+    index: int
+    count: int
+    sigma: float
+
+    def context(self) -> dict[str, int | float]:
+        """The keyword arguments of `ModelMixin.cache_context`, as `WanPipeline` fills them."""
+        return {"step_index": self.index, "sigma": self.sigma, "num_inference_steps": self.count}
+
+
+Denoiser = Callable[[torch.Tensor, torch.Tensor, Step], torch.Tensor]
+"""(latents, timestep, step) → guided velocity prediction."""
 
 StepHook = Callable[[int, str], None]
 """(step index, model letter) → None; called before each step (residency uses it to swap and prefetch)."""
@@ -36,15 +52,16 @@ def sample(
         model = models[i]
         if before_step is not None:
             before_step(i, model)
-        velocity = denoisers[model](latents, t, i)
+        velocity = denoisers[model](latents, t, Step(i, len(timesteps), float(scheduler.sigmas[i])))
         latents = scheduler.step(velocity, t, latents, return_dict=False)[0]
         if after_step is not None:
             after_step(i, model, latents)
     return latents
 
 
-Prediction = Callable[[torch.Tensor, torch.Tensor, bool], tuple[torch.Tensor, torch.Tensor | None]]
-"""(latents, timestep, cfg) → (conditional, unconditional or None): one model's predictions (a family's `predict`)."""
+Prediction = Callable[[torch.Tensor, torch.Tensor, bool, Step | None], tuple[torch.Tensor, torch.Tensor | None]]
+"""(latents, timestep, cfg, step) → (conditional, unconditional or None): one model's predictions (a family's
+`predict`)."""
 
 
 def guided(predict: Prediction, guidance_scale: float) -> Denoiser:
@@ -52,8 +69,8 @@ def guided(predict: Prediction, guidance_scale: float) -> Denoiser:
     diffusers' pipelines)."""
     cfg = guidance_scale > 1.0
 
-    def velocity(latents: torch.Tensor, t: torch.Tensor, i: int) -> torch.Tensor:
-        cond, uncond = predict(latents, t, cfg)
+    def velocity(latents: torch.Tensor, t: torch.Tensor, step: Step | None = None) -> torch.Tensor:
+        cond, uncond = predict(latents, t, cfg, step)
         return cond if uncond is None else guide(cond, uncond, guidance_scale)
 
     return velocity

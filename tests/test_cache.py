@@ -1,10 +1,17 @@
 """diffusers cache hooks per model: exact when they never skip, state reset at every model switch."""
 
-import torch
+import logging
 
-from fbgen.config import load_config
+import pytest
+import torch
+import yaml
+from diffusers import WanPipeline
+
+import fbgen.demo.autoencoder  # noqa: F401  (diffusers loads the pair's autoencoder class once it is imported)
+from fbgen.config import cache_hook, load_config
+from fbgen.families import DEMO_PAIR, FAMILIES
 from fbgen.runner import Session
-from fbgen.solvers import plan_run
+from fbgen.solvers import make_scheduler, plan_run
 
 
 def run(write_config, tiny_pair, cache, schedule="LSL"):
@@ -37,3 +44,61 @@ def test_cache_state_is_per_model_and_reset_at_every_switch(write_config, tiny_p
     assert calls == {"L": 2 * 2, "S": 2 * 1}  # L's two stages each start from a fresh cache, as does S's
     _, only_s = run(write_config, tiny_pair, {"S": {"type": "first_block", "threshold": 1e9}, "L": "none"})
     assert only_s == {"L": 2 * 6, "S": 2 * 1}
+
+
+# On the trained demo pair (random weights rarely look alike from step to step), each hook really skips work, and
+# fbgen's loop gives exactly what diffusers' own WanPipeline gives with the same hook on the same transformer.
+HOOKS = [{"type": "first_block", "threshold": 0.2}, {"type": "taylorseer", "cache_interval": 2},
+         {"type": "seacache"}]  # fmt: skip
+
+
+def computed_attention(model) -> list[int]:
+    """Count the last block's query projections: skipped when a hook reuses or forecasts that block's work."""
+    calls = [0]
+    model.blocks[-1].attn1.to_q.register_forward_hook(lambda *_: calls.__setitem__(0, calls[0] + 1))
+    return calls
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h["type"])
+def test_each_cache_on_the_demo_pair_skips_work_and_equals_wan_pipeline(tmp_path, hook, caplog):
+    prompt, steps = "a big red circle moves right slowly on a black background", 20
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LLL", "steps": steps, "prompt": prompt,
+                                    "device": "cpu", "output_dir": str(tmp_path / "out"), "cache": hook}))  # fmt: skip
+    config = load_config(path)
+    session = Session.open(config)
+    ours_calls = computed_attention(session.family.transformers["L"])
+    cond = session.family.encode([prompt], "", cfg=True)[0]
+    scheduler, plan = plan_run(config)
+    with caplog.at_level(logging.WARNING, logger="diffusers"):
+        ours, _ = session.denoise(config, plan, scheduler, cond, 5)
+    assert not [r for r in caplog.records if "fail-open" in r.getMessage() or "running full" in r.getMessage()]
+    assert ours_calls[0] < 2 * steps * 0.75, ours_calls  # at least a quarter of the forwards reuse cached work
+
+    pipe = WanPipeline.from_pretrained(DEMO_PAIR / "large", use_safetensors=True)
+    pipe.transformer.enable_cache(cache_hook(hook, FAMILIES["demo"]))
+    pipe.scheduler = make_scheduler("unipc", config.shift)
+    theirs_calls = computed_attention(pipe.transformer)
+    theirs = pipe(prompt=prompt, negative_prompt="", height=48, width=48, num_frames=9, num_inference_steps=steps,
+                  guidance_scale=config.guidance_scale["L"], max_sequence_length=16,
+                  generator=torch.Generator("cpu").manual_seed(5), output_type="latent").frames  # fmt: skip
+    assert ours_calls == theirs_calls
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+
+
+def test_seacache_in_lsl_starts_each_stage_cleanly(tmp_path, caplog):
+    """SeaCache needs the loop position (step, sigma, step count) in `cache_context`; after a model switch the
+    stage's fresh state must not see a gap in steps (diffusers would then warn and run in full)."""
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LSL", "steps": 20, "prompt": "a red circle",
+                                    "device": "cpu", "output_dir": str(tmp_path / "out"),
+                                    "cache": {"type": "seacache", "threshold": 0.5}}))  # fmt: skip
+    config = load_config(path)
+    session = Session.open(config)
+    calls = {m: computed_attention(session.family.transformers[m]) for m in ("L", "S")}
+    cond = session.family.encode(["a red circle"], "", cfg=True)[0]
+    scheduler, plan = plan_run(config)
+    with caplog.at_level(logging.WARNING, logger="diffusers"):
+        session.denoise(config, plan, scheduler, cond, 0)
+    assert not [r for r in caplog.records if "SeaCache" in r.getMessage()]
+    assert calls["L"][0] < 2 * plan.count("L") and calls["S"][0] < 2 * plan.count("S")

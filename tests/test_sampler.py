@@ -85,7 +85,7 @@ def test_one_scheduler_spans_the_switch(write_config, tiny_pair):
         scheduler.set_begin_index(part.start)
         for i in part:
             t = scheduler.timesteps[i]
-            latents = scheduler.step(denoise(latents, t, i), t, latents, return_dict=False)[0]
+            latents = scheduler.step(denoise(latents, t), t, latents, return_dict=False)[0]
     assert not torch.allclose(latents, lll)
 
 

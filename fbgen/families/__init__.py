@@ -23,12 +23,20 @@ class FamilyRules:
     adapter: str  # module path of the adapter
     solvers: tuple[str, ...]  # the first is the default
     options: tuple[str, ...] = ()  # family-only config keys
+    caches: tuple[str, ...] = ("first_block", "taylorseer")  # diffusers cache hooks that work on its transformer
+    # per-block modules whose outputs TaylorSeer forecasts: diffusers' default pattern (`^blocks.*attn`) matches no
+    # module of Wan or LTX (theirs are `attn1`, `attn2`), which would leave the hook a silent no-op
+    forecast_modules: str = r"blocks\.\d+\.(attn1|attn2|ffn)"
     default_models: tuple[tuple[str, str], ...] = ()  # (letter, path) used when a config declares no models
     view_scale: int = 1  # MP4s are written this many times larger (nearest) when native frames are tiny
 
 
+WAN_CACHES = ("first_block", "taylorseer", "seacache")  # SeaCache has a built-in adapter for Wan T2V only
+
 FAMILIES: dict[str, FamilyRules] = {
-    "wan": FamilyRules("wan", 16, 4, 512, 3.0, (480, 832, 81), 16, "fbgen.families.wan", ("unipc", "euler", "dpmpp")),
+    "wan": FamilyRules(
+        "wan", 16, 4, 512, 3.0, (480, 832, 81), 16, "fbgen.families.wan", ("unipc", "euler", "dpmpp"), caches=WAN_CACHES
+    ),  # fmt: skip
     "ltx": FamilyRules(
         "ltx",
         32,
@@ -40,6 +48,7 @@ FAMILIES: dict[str, FamilyRules] = {
         "fbgen.families.ltx",
         ("euler",),
         ("decode_timestep", "decode_noise_scale"),
+        forecast_modules=r"transformer_blocks\.\d+\.(attn1|attn2|ff)",
     ),  # fmt: skip
     "demo": FamilyRules(
         "demo",
@@ -53,6 +62,7 @@ FAMILIES: dict[str, FamilyRules] = {
         ("unipc", "euler", "dpmpp"),
         default_models=(("L", str(DEMO_PAIR / "large")), ("S", str(DEMO_PAIR / "small"))),
         view_scale=4,
+        caches=WAN_CACHES,
     ),  # fmt: skip
 }
 

@@ -23,6 +23,7 @@ from fbgen.errors import BadInput
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
 from fbgen.flops import ltx_forward_flops
+from fbgen.sampler import Step
 from fbgen.sources import Source
 
 RULES = FAMILIES["ltx"]
@@ -131,8 +132,8 @@ class LTXFamily(PipelineFamily):
         return latents
 
     @torch.no_grad()
-    def predict(self, letter: str, prompt: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    def predict(self, letter: str, prompt: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool,
+                step: Step | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
         """Conditional and (with CFG) unconditional velocity from one batched forward, as `LTXPipeline` does."""
         model = self.transformers[letter]
         frames, height, width = self.latent_shape(*self._size)
@@ -144,7 +145,7 @@ class LTXFamily(PipelineFamily):
             embeds, mask, x = prompt.positive, prompt.positive_mask, latents
         x = x.to(embeds.dtype)
         spatial = self.pipe.vae_spatial_compression_ratio
-        with model.cache_context("cond_uncond"):
+        with model.cache_context("cond_uncond", **(step.context() if step else {})):
             out = model(
                 hidden_states=x, encoder_hidden_states=embeds, timestep=t.expand(x.shape[0]),
                 encoder_attention_mask=mask, num_frames=frames, height=height, width=width,

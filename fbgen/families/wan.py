@@ -18,6 +18,7 @@ from transformers import AutoTokenizer, UMT5EncoderModel
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
 from fbgen.flops import wan_forward_flops
+from fbgen.sampler import Step
 from fbgen.sources import Source
 
 RULES = FAMILIES["wan"]
@@ -97,18 +98,19 @@ class WanFamily(PipelineFamily):
         return self.pipe.prepare_latents(1, channels, height, width, num_frames, torch.float32, self.device, generator)
 
     @torch.no_grad()
-    def predict(self, letter: str, prompt: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    def predict(self, letter: str, prompt: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool,
+                step: Step | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
         """One model's conditional and (with CFG) unconditional velocity, two forwards as `WanPipeline` does."""
         model = self.transformers[letter]
         x = latents.to(model.dtype)
         timestep = t.expand(x.shape[0])
-        with model.cache_context("cond"):
+        where = step.context() if step else {}
+        with model.cache_context("cond", **where):
             cond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.positive,
                          return_dict=False)[0]  # fmt: skip
         if not cfg:
             return cond, None
-        with model.cache_context("uncond"):
+        with model.cache_context("uncond", **where):
             uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.negative,
                            return_dict=False)[0]  # fmt: skip
         return cond, uncond
