@@ -37,7 +37,7 @@ from fbgen.config import validate
 from fbgen.families import load_adapter
 from fbgen.flops import plan_flops
 from fbgen.residency import Residency
-from fbgen.runner import NoProgress, Session, accelerate
+from fbgen.runner import NoProgress, Session, accelerate, load_loras, sync
 from fbgen.solvers import make_scheduler, plan_run
 
 WAN_COMMON = dict(
@@ -173,7 +173,7 @@ def time_stock(pipe, cond: Any, size: tuple[int, int, int], steps: int, device: 
 
 
 def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedule: str, offload: str,
-               device: torch.device, dtype: torch.dtype) -> Timing:  # fmt: skip
+               device: torch.device, dtype: torch.dtype, keys: dict[str, Any] | None = None) -> Timing:  # fmt: skip
     """fbgen's own staged loop (`Session.denoise`): scheduler, plan, residency hooks and stage clock included."""
     height, width, frames = size
     name = family.rules.name
@@ -181,15 +181,40 @@ def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedu
         "family": name, "models": {"L": f"random:{name}-large", "S": f"random:{name}-small"}, "schedule": schedule,
         "boundaries": [0.4, 0.8], "steps": steps, "height": height, "width": width, "num_frames": frames,
         "guidance_scale": GUIDANCE[name], "device": str(device), "offload": offload, "prompt": "benchmark",
-        "output_dir": tempfile.gettempdir(),
+        "output_dir": tempfile.gettempdir(), **(keys or {}),
     }, "benchmark")  # fmt: skip
     clock = Clock(device)
     session = Session(config, None, family, residency, device, dtype, 0.0, _StepMarks(clock))
     scheduler, plan = plan_run(config, str(device))
     _reset_peak(device)
-    clock.mark()
-    session.denoise(config, plan, scheduler, cond, seed=0)
-    return Timing(f"fbgen {schedule} (offload {offload})", list(plan.models), clock.intervals(), _peak(device))
+    with count_tail_attention(family.transformers) as computed:
+        clock.mark()
+        session.denoise(config, plan, scheduler, cond, seed=0)
+    timing = Timing(f"fbgen {schedule} (offload {offload})", list(plan.models), clock.intervals(), _peak(device))
+    timing.extra["tail_computed"] = computed
+    return timing
+
+
+@contextlib.contextmanager
+def count_tail_attention(models: dict):
+    """Per model, the share of its forwards in which the last block really computes its self-attention (a cache
+    hook skips or forecasts it otherwise). Compiled models are left uncounted: a hook inside a compiled block would
+    make dynamo recompile at every call (the count does not depend on compilation)."""
+    calls = {m: [0, 0] for m in models}  # forwards, tail computations
+    handles = []
+    for letter, model in models.items():
+        if _compiled(model):
+            continue
+        tail = [m for name, m in model.named_modules() if name.endswith("attn1.to_q")][-1]
+        for i, module in enumerate((model, tail)):
+            handles.append(module.register_forward_hook(lambda *_, c=calls[letter], i=i: c.__setitem__(i, c[i] + 1)))
+    shares: dict[str, float] = {}
+    try:
+        yield shares
+    finally:
+        for handle in handles:
+            handle.remove()
+        shares.update({m: tail / forwards for m, (forwards, tail) in calls.items() if forwards})
 
 
 def summarise(runs: dict[str, Timing], per_forward: dict[str, int], steps: int) -> dict[str, Any]:
@@ -222,40 +247,98 @@ def summarise(runs: dict[str, Timing], per_forward: dict[str, int], steps: int) 
     return out
 
 
-def apply_variant(models: dict, variant: str, device: torch.device) -> float:
-    """Accelerations through fbgen's own `accelerate` (the path `compile:`/`attention_backend:` take); returns the
-    seconds it took. Compilation cannot be undone, so variants with `compile` must come last."""
-    parts = dict(p.partition("=")[::2] for p in variant.split("+"))
-    compiled = any(getattr(b, "_compiled_call_impl", None) for m in models.values() for b in m.modules())
-    if compiled and "compile" not in parts:
-        raise SystemExit(f"variant {variant!r} after a compiled one: list variants with compile last")
-    raw = {"models": {"L": "x"}, "prompt": "x", "attention_backend": parts.get("attn") or "native"}
-    raw["compile"] = "compile" in parts and not compiled
+def variant_keys(variant: str, models: dict, family, work: Path) -> dict[str, Any]:
+    """The run-config keys of one variant, parts joined by '+': `attn=NAME`, `compile`, `solver=NAME`,
+    `cache=first_block[:T]`, `cache=taylorseer[:INTERVAL]`, `cache=seacache[:T]` (`...@L`: on one model only),
+    `lora=LETTER[:RANK]` (a random LoRA on that model's attention projections: a trained one costs the same)."""
+    keys: dict[str, Any] = {}
+    for part in variant.split("+"):
+        name, _, value = part.partition("=")
+        kind, _, setting = value.partition(":")
+        if name == "compile":
+            keys["compile"] = True
+        elif name == "attn":
+            keys["attention_backend"] = value
+        elif name == "solver":
+            keys["solver"] = value
+        elif name == "cache":
+            spec, _, letter = value.partition("@")
+            kind, _, setting = spec.partition(":")
+            hook: dict[str, Any] = {"type": kind}
+            if setting:  # the one setting each hook is tuned by
+                hook |= {"cache_interval": int(setting)} if kind == "taylorseer" else {"threshold": float(setting)}
+            keys["cache"] = {letter: hook} if letter else hook
+        elif name == "lora":
+            rank = int(setting or 64)
+            keys["lora"] = {kind: str(random_lora(family, models[kind], rank, work / f"lora-{kind}-{rank}"))}
+        else:
+            raise SystemExit(f"variant {variant!r}: unknown part {part!r} (attn=, compile, cache=, solver=, lora=)")
+    return keys
+
+
+def random_lora(family, model, rank: int, out: Path) -> Path:
+    """A rank-`rank` LoRA on every attention projection, saved with the family pipeline's own LoRA writer."""
+    g = torch.Generator("cpu").manual_seed(rank)
+    layers = {}
+    for name, module in model.named_modules():
+        if isinstance(module, torch.nn.Linear) and name.endswith(("to_q", "to_k", "to_v", "to_out.0")):
+            a = torch.randn(rank, module.in_features, generator=g) / 100
+            b = torch.randn(module.out_features, rank, generator=g) / 100
+            layers |= {f"{name}.lora_A.weight": a.to(model.dtype), f"{name}.lora_B.weight": b.to(model.dtype)}
+    type(family.pipe).save_lora_weights(out, transformer_lora_layers=layers, safe_serialization=True)
+    return out
+
+
+def _compiled(model) -> bool:
+    return any(getattr(b, "_compiled_call_impl", None) for b in model.modules())
+
+
+def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.device) -> float:
+    """Accelerations through fbgen's own `load_loras` and `accelerate` (the path the config keys take), after
+    undoing the previous variant's; returns the seconds it took. Compilation cannot be undone, so variants with
+    `compile` must come last."""
+    compiled = any(_compiled(m) for m in models.values())
+    if compiled and not keys.get("compile"):
+        raise SystemExit("a variant without compile after a compiled one: list variants with compile last")
+    name = family.rules.name
+    config = validate({"family": name, "models": {"L": "x", "S": "x"}, "prompt": "x", "attention_backend": "native",
+                       **keys, "compile": bool(keys.get("compile")) and not compiled}, "variant")  # fmt: skip
     start = time.perf_counter()
     for model in models.values():
         model.reset_attention_backend()
-    accelerate(models, validate(raw, f"variant {variant}"))
+        if model.is_cache_enabled:
+            model.disable_cache()
+        if getattr(model, "peft_config", None):
+            model.unload_lora()
+    load_loras(family, config)
+    accelerate(models, config)
+    sync(device)
     return time.perf_counter() - start
 
 
 def run_variant(models, family, cond, size, steps, device, dtype, variant: str, stock: Timing) -> dict[str, Any]:
     """LLL, SSS and LSL with one acceleration (or a combination): what it buys alone and combined with LSL."""
-    apply_s = apply_variant(models, variant, device)
+    with tempfile.TemporaryDirectory() as work:
+        keys = variant_keys(variant, models, family, Path(work))
+        apply_s = apply_variant(models, family, keys, device)
+    keys.pop("lora", None)  # loaded; the runs need the keys the loop reads (cache resets, solver)
     none = Residency(models, "none", device)
     start = time.perf_counter()
-    for schedule in ("LLL", "SSS"):  # warm-up; compiles here when the variant compiles
-        time_fbgen(family, none, cond, size, 2, schedule, "none", device, dtype)
+    # warm-up; compiles here when the variant compiles. A cache hook takes other code paths once it reuses, which
+    # only happens some steps into a stage: then the warm-up runs the full plans.
+    for schedule in ("LLL", "SSS", "LSL") if "cache" in keys else ("LLL", "SSS"):
+        time_fbgen(family, none, cond, size, steps if "cache" in keys else 2, schedule, "none", device, dtype, keys)
     warmup_s = time.perf_counter() - start
     runs = {"stock": stock}
     for schedule in ("LLL", "SSS", "LSL"):
-        runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype)
+        runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype, keys)
         print(f"  [{variant}] {runs[schedule].name}: {runs[schedule].total_s:.2f} s", flush=True)
     shape = family.latent_shape(*size)
     per_forward = {m: load_adapter(family.rules.name).forward_flops(models[m].config, shape) for m in "LS"}
     return {
         "apply_s": apply_s, "warmup_s": warmup_s,
         "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
-                     "peak_bytes": r.peak_bytes} for k, r in runs.items() if k != "stock"},
+                     "peak_bytes": r.peak_bytes, **r.extra} for k, r in runs.items() if k != "stock"},
         "summary": summarise(runs, per_forward, steps),
     }  # fmt: skip
 
@@ -329,8 +412,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--offload", default="none,idle")
     parser.add_argument(
-        "--variants", default="", help="comma-separated accelerations, parts joined by '+': attn=NAME, compile "
-        "(e.g. attn=_native_cudnn,compile,compile+attn=_native_cudnn; compile ones last)",
+        "--variants", default="", help="comma-separated accelerations, parts joined by '+': attn=NAME, compile, "
+        "cache=first_block[:T]|taylorseer[:N]|seacache[:T][@LETTER], solver=NAME, lora=LETTER[:RANK] (e.g. "
+        "attn=_native_cudnn,cache=first_block:0.05,lora=S:64,compile,compile+cache=first_block; compile ones last)",
     )  # fmt: skip
     parser.add_argument("--tiny", action="store_true", help="tiny configs on CPU: a smoke run, numbers mean nothing")
     parser.add_argument("--json", type=Path, help="write the results here")
@@ -407,13 +491,16 @@ def markdown(result: dict[str, Any]) -> str:
                 f"{r['speedup_vs_stock']:.2f}× stock LLL{peak}"
             )
         if shape["variants"]:
-            lines += ["", "| acceleration | LLL s | LLL vs plain fbgen LLL | LSL s | LSL vs stock LLL | LSL of ideal |",
-                      "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
+            lines += ["", "| acceleration | LLL s | LLL vs plain fbgen LLL | LSL s | LSL vs stock LLL | LSL of ideal "
+                      "| tail attention computed, LSL (L / S) |",
+                      "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for variant, v in shape["variants"].items():
             lll, lsl = v["runs"]["LLL"]["total_s"], v["summary"]["LSL"]
             gain = shape["runs"]["LLL"]["total_s"] / lll
+            tail = v["runs"]["LSL"].get("tail_computed", {})
+            computed = " / ".join(f"{tail[m]:.0%}" for m in "LS" if m in tail)
             lines.append(f"| {variant} | {lll:.2f} | {gain:.2f}× | {lsl['total_s']:.2f} | "
-                         f"{lsl['speedup_vs_stock']:.2f}× | {lsl['of_ideal']:.3f} |")  # fmt: skip
+                         f"{lsl['speedup_vs_stock']:.2f}× | {lsl['of_ideal']:.3f} | {computed} |")  # fmt: skip
         lines.append("")
     return "\n".join(lines)
 

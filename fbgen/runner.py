@@ -340,9 +340,15 @@ def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
             except (ImportError, RuntimeError, ValueError) as e:
                 raise BadInput(f"{config.source}: key 'attention_backend': {str(e).splitlines()[0]}") from None
         if config.cache.get(letter):
-            model.enable_cache(cache_hook(config.cache[letter], FAMILIES[config.family]))
+            try:
+                model.enable_cache(cache_hook(config.cache[letter], FAMILIES[config.family]))
+            except (IndexError, ValueError) as e:  # e.g. first_block on a model with a single block
+                kind = config.cache[letter]["type"]
+                raise ModelError(f"{config.source}: cache {kind} cannot run on model {letter} ({type(e).__name__}: "
+                                 f"{e}); choose another hook or none for {letter}") from None  # fmt: skip
         if config.compile:
-            model.compile_repeated_blocks(fullgraph=True)
+            # a cache hook wraps the block forwards in code dynamo cannot trace whole: graph breaks there, not a crash
+            model.compile_repeated_blocks(fullgraph=not config.cache.get(letter))
 
 
 def load_loras(family: Any, config: RunConfig) -> dict[str, dict[str, Any]]:

@@ -26,7 +26,8 @@ def load_harness():
 def test_tiny_run_writes_consistent_figures(tmp_path, family):
     speed = load_harness()
     out = tmp_path / "speed.json"
-    speed.main(["--tiny", "--family", family, "--steps", "5", "--variants", "attn=_native_math", "--json", str(out)])
+    variants = "cache=first_block:1e9@L,lora=S:4+solver=euler,attn=_native_math"
+    speed.main(["--tiny", "--family", family, "--steps", "5", "--variants", variants, "--json", str(out)])
     result = json.loads(out.read_text())
     shape = result["shapes"][0]
     runs, summary = shape["runs"], shape["summary"]
@@ -39,8 +40,13 @@ def test_tiny_run_writes_consistent_figures(tmp_path, family):
     assert lsl["speedup_vs_stock"] == pytest.approx(runs["stock"]["total_s"] / runs["LSL"]["total_s"])
     f = shape["per_forward_flops"]
     assert summary["flop_ratio_lsl_vs_lll"] == pytest.approx((3 * f["L"] + 2 * f["S"]) / (5 * f["L"]))
-    assert set(shape["variants"]) == {"attn=_native_math"}
-    assert shape["variants"]["attn=_native_math"]["runs"]["LSL"]["models"] == "LLSSL"
+    assert list(shape["variants"]) == variants.split(",")
+    assert all(v["runs"]["LSL"]["models"] == "LLSSL" for v in shape["variants"].values())
+    # a cache hook that always reuses: L computes only the first step of each of its two stages (cond + uncond)
+    cached = shape["variants"]["cache=first_block:1e9@L"]["runs"]["LSL"]["tail_computed"]
+    assert cached == {"L": pytest.approx(4 / 6), "S": 1.0}
+    # the next variant starts from plain models: the hook is gone, the LoRA runs on S only
+    assert shape["variants"]["lora=S:4+solver=euler"]["runs"]["LSL"]["tail_computed"] == {"L": 1.0, "S": 1.0}
 
 
 def test_attention_backend_reaches_every_attention_processor():

@@ -14,9 +14,9 @@ from fbgen.runner import Session
 from fbgen.solvers import make_scheduler, plan_run
 
 
-def run(write_config, tiny_pair, cache, schedule="LSL"):
+def run(write_config, tiny_pair, cache, schedule="LSL", **keys):
     both_large = {"L": str(tiny_pair["large"]), "S": str(tiny_pair["large"])}  # two blocks each: a tail to skip
-    config = load_config(write_config(models=both_large, schedule=schedule, steps=10, cache=cache))
+    config = load_config(write_config(models=both_large, schedule=schedule, steps=10, cache=cache, **keys))
     session = Session.open(config)
     tail_calls = {m: 0 for m in session.family.transformers}
     for letter, model in session.family.transformers.items():
@@ -102,3 +102,16 @@ def test_seacache_in_lsl_starts_each_stage_cleanly(tmp_path, caplog):
         session.denoise(config, plan, scheduler, cond, 0)
     assert not [r for r in caplog.records if "SeaCache" in r.getMessage()]
     assert calls["L"][0] < 2 * plan.count("L") and calls["S"][0] < 2 * plan.count("S")
+
+
+def test_cache_composes_with_regional_compile(write_config, tiny_pair):
+    """A hook wraps block forwards that dynamo cannot trace in one graph: the blocks then compile with graph breaks
+    instead of failing at the first forward (`fullgraph=True` raised `Unsupported`), and reuse works compiled."""
+    import torch._dynamo
+
+    torch._dynamo.reset()
+    always = {"type": "first_block", "threshold": 1e9}  # reuses at every step but a stage's first
+    plain, calls = run(write_config, tiny_pair, always)
+    compiled, compiled_calls = run(write_config, tiny_pair, always, compile=True)
+    torch.testing.assert_close(compiled, plain, rtol=1e-4, atol=1e-4)
+    assert compiled_calls == calls == {"L": 2 * 2, "S": 2 * 1}
