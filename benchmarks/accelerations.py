@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,9 @@ def measure(config_path: str, pairs: int, names: list[str], log=print) -> dict[s
     start = time.perf_counter()
     for name in names:
         keys = ACCELERATIONS[name]
-        base = load_config(config_path, [f"{k}={json.dumps(v)}" for k, v in keys.items()])
+        # no videos are written: the output directory only has to take files
+        base = load_config(config_path, [f"{k}={json.dumps(v)}" for k, v in keys.items()],
+                           output_dir=tempfile.gettempdir())  # fmt: skip
         session = Session.open(base)
         if not readable:  # the attributes the pair's autoencoder carries (as in fbgen.demo.results)
             trip = [score(roundtrip(session.family, render_clip(c)), c) for c in clips]

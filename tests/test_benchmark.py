@@ -11,11 +11,12 @@ from fbgen.config import validate
 from fbgen.runner import accelerate
 from fbgen.tiny import LARGE, tiny_transformer
 
-HARNESS = Path(__file__).parent.parent / "benchmarks" / "speed.py"
+ROOT = Path(__file__).parent.parent
+BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
 
 
-def load_harness():
-    spec = importlib.util.spec_from_file_location("speed", HARNESS)
+def load_harness(name: str = "speed"):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
@@ -58,3 +59,29 @@ def test_attention_backend_reaches_every_attention_processor():
         if hasattr(getattr(m, "processor", None), "_attention_backend")
     }
     assert backends == {"AttentionBackendName._NATIVE_MATH"}
+
+
+def test_accelerations_study_scores_quality_and_counts_executed_flops(tmp_path):
+    from fbgen.compare import RunSpec, variant
+    from fbgen.config import load_config
+    from fbgen.runner import Session, plan_flops_for
+    from fbgen.solvers import plan_run
+
+    study = load_harness("accelerations")
+    out = tmp_path / "acc.json"
+    config = str(ROOT / "configs" / "demo.yaml")
+    result = study.main(["--config", config, "--pairs", "1", "--only", "none,first_block 0.2", "--json", str(out)])
+    runs = {(r["acceleration"], r["schedule"]): r for r in result["runs"]}
+    assert set(runs) == {(a, s) for a in ("none", "first_block 0.2") for s in ("LLL", "LSL")}
+    assert runs["none", "LLL"]["psnr"] == 100 and runs["none", "LLL"]["flops_vs_reference"] == 1
+    # counted FLOPs agree with fbgen's analytic plan FLOPs where no hook skips anything
+    base = load_config(config, output_dir=str(tmp_path))
+    session = Session.open(base)
+    totals = {s: plan_flops_for(c, plan_run(c)[1], session.sources)["total"]
+              for s in ("LLL", "LSL") for c in [variant(base, RunSpec(s, s, base.boundaries))]}  # fmt: skip
+    assert runs["none", "LSL"]["flops_vs_reference"] == pytest.approx(totals["LSL"] / totals["LLL"], rel=1e-6)
+    # the cache reuses work on the trained pair, and the video stays close to plain LLL
+    assert runs["first_block 0.2", "LLL"]["flops_vs_reference"] < 0.9
+    assert 20 < runs["first_block 0.2", "LLL"]["psnr"] < 100
+    table = out.with_suffix(".md").read_text()
+    assert "| none | 20 | " in table and "| first_block 0.2 | 20 | " in table

@@ -115,3 +115,18 @@ def test_cache_composes_with_regional_compile(write_config, tiny_pair):
     compiled, compiled_calls = run(write_config, tiny_pair, always, compile=True)
     torch.testing.assert_close(compiled, plain, rtol=1e-4, atol=1e-4)
     assert compiled_calls == calls == {"L": 2 * 2, "S": 2 * 1}
+
+
+def test_taylorseer_forecasts_ltx_blocks_too(write_ltx_config):
+    """diffusers' default TaylorSeer pattern matches no LTX module either: the family names its own."""
+    config = load_config(write_ltx_config(schedule="LLL", steps=8,
+                                          cache={"type": "taylorseer", "cache_interval": 2}))  # fmt: skip
+    session = Session.open(config)
+    model = session.family.transformers["L"]
+    forwards, computed = [0], [0]
+    model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
+    model.transformer_blocks[-1].attn1.to_q.register_forward_hook(lambda *_: computed.__setitem__(0, computed[0] + 1))
+    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
+    scheduler, plan = plan_run(config)
+    session.denoise(config, plan, scheduler, cond, 0)
+    assert forwards[0] == 8 and computed[0] < forwards[0]  # one batched CFG forward a step; some forecast
