@@ -254,6 +254,7 @@ def variant_keys(variant: str, models: dict, family, work: Path) -> dict[str, An
     keys: dict[str, Any] = {}
     for part in variant.split("+"):
         name, _, value = part.partition("=")
+        value, _, letter = value.partition("@")
         kind, _, setting = value.partition(":")
         if name == "compile":
             keys["compile"] = True
@@ -262,8 +263,6 @@ def variant_keys(variant: str, models: dict, family, work: Path) -> dict[str, An
         elif name == "solver":
             keys["solver"] = value
         elif name == "cache":
-            spec, _, letter = value.partition("@")
-            kind, _, setting = spec.partition(":")
             hook: dict[str, Any] = {"type": kind}
             if setting:  # the one setting each hook is tuned by
                 hook |= {"cache_interval": int(setting)} if kind == "taylorseer" else {"threshold": float(setting)}
