@@ -91,7 +91,7 @@ class RunConfig:
     compile: bool
     attention_backend: str | None
     cache: dict[str, dict[str, Any]]  # model letter → {type, settings}; empty: no cache
-    lora: dict[str, dict[str, Any]]  # model letter → {path, scale, weight_name}
+    lora: dict[str, dict[str, Any]]  # model letter → {path, scale, weight_name, fuse}
     decode_timestep: float | None  # LTX only
     decode_noise_scale: float | None
     text_encoder: ModelRef | None = None
@@ -433,7 +433,8 @@ class _Checker:
         return out
 
     def lora(self, models: dict[str, ModelRef]) -> dict[str, dict[str, Any]]:
-        """Per model: `{S: path}` or `{S: {path: ..., scale: 1.0, weight_name: ...}}` (safetensors only)."""
+        """Per model: `{S: path}` or `{S: {path: ..., scale: 1.0, weight_name: ..., fuse: false}}` (safetensors
+        only); `fuse` merges the LoRA into the weights at load, so sampling pays nothing for it."""
         value = self.raw.get("lora")
         if value in (None, "none", False, {}):
             return {}
@@ -447,12 +448,15 @@ class _Checker:
                 raise self.fail(key, f"names no model; models are {', '.join(models)}")
             spec = {"path": spec} if isinstance(spec, str) else spec
             if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not spec["path"].strip():
-                raise self.fail(key, "expected a path (file, directory or hub id) or {path, scale, weight_name}")
-            extra = set(spec) - {"path", "scale", "weight_name"}
+                raise self.fail(key, "expected a path (file, directory or hub id) or {path, scale, weight_name, fuse}")
+            extra = set(spec) - {"path", "scale", "weight_name", "fuse"}
             if extra:
-                raise self.fail(key, f"unknown field(s) {sorted(extra)}; valid: path, scale, weight_name")
+                raise self.fail(key, f"unknown field(s) {sorted(extra)}; valid: path, scale, weight_name, fuse")
             scale = self.number(key, 1.0, value=spec.get("scale", 1.0))
-            out[letter] = {"path": spec["path"], "scale": scale, "weight_name": spec.get("weight_name")}
+            fuse = spec.get("fuse", False)
+            if not isinstance(fuse, bool):
+                raise self.fail(f"{key}.fuse", f"expected true or false, got {fuse!r}")
+            out[letter] = {"path": spec["path"], "scale": scale, "weight_name": spec.get("weight_name"), "fuse": fuse}
         return out
 
     def attention_backend(self) -> str | None:

@@ -353,7 +353,8 @@ def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
 
 def load_loras(family: Any, config: RunConfig) -> dict[str, dict[str, Any]]:
     """A LoRA per model, through the family pipeline's own LoRA loader (format conversion included), into that
-    model alone; safetensors only. Returns what was applied, pinned by sha256 for the manifest."""
+    model alone; safetensors only; fused into the weights when asked (no per-step cost, as diffusers' `fuse_lora`
+    then `unload_lora_weights`). Returns what was applied, pinned by sha256 for the manifest."""
     loader = type(family.pipe)
     pins = {}
     for letter, spec in config.lora.items():
@@ -368,6 +369,9 @@ def load_loras(family: Any, config: RunConfig) -> dict[str, dict[str, Any]]:
             name = f"fbgen_{letter}"
             loader.load_lora_into_transformer(state_dict, transformer=model, adapter_name=name, metadata=metadata)
             model.set_adapters([name], [spec["scale"]])
+            if spec.get("fuse"):  # merge the scaled update into the weights, then drop the LoRA layers
+                model.fuse_lora(adapter_names=[name])
+                model.unload_lora()
         except (OSError, ValueError, RuntimeError, KeyError) as e:
             raise ModelError(f"{config.source}: lora.{letter}: cannot load {spec['path']} "
                              f"({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None  # fmt: skip

@@ -73,6 +73,7 @@ def test_more_letters_and_sigma_boundaries(tmp_path):
         ({"output_dir": "/dev/null/out"}, "key 'output_dir'"),
         ({"lora": {"X": "x"}}, "key 'lora.X': names no model"),
         ({"lora": {"S": {"path": "x", "rank": 4}}}, "unknown field(s) ['rank']"),
+        ({"lora": {"S": {"path": "x", "fuse": "yes"}}}, "key 'lora.S.fuse': expected true or false"),
         ({"cache": {"type": "fast"}}, "type must be one of first_block, taylorseer, seacache (family wan)"),
         ({"cache": {"type": "first_block", "thresh": 1}}, "unknown setting(s) ['thresh'] for first_block"),
         ({"cache": {"X": {"type": "first_block"}}}, "key 'cache.X': names no model"),

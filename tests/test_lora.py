@@ -59,8 +59,29 @@ def test_manifest_pins_the_lora_file(write_config, lora_dir):
     config = load_config(write_config(steps=2, lora={"S": {"path": str(lora_dir), "scale": 0.7}}))
     record = Session.open(config).run()[0]
     lora_file = lora_dir / "pytorch_lora_weights.safetensors"
-    assert record["lora"] == {"S": {"path": str(lora_dir), "scale": 0.7, "weight_name": None,
+    assert record["lora"] == {"S": {"path": str(lora_dir), "scale": 0.7, "weight_name": None, "fuse": False,
                                     "sha256": file_sha256(lora_file)}}  # fmt: skip
+
+
+def test_fused_lora_equals_unfused_and_leaves_no_lora_layers(write_config, tiny_pair, lora_dir):
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    spec = {"path": str(lora_dir), "scale": 0.5}
+    unfused = latents(write_config, schedule="SSS", lora={"S": spec})
+    config = load_config(write_config(steps=4, schedule="SSS", lora={"S": {**spec, "fuse": True}}))
+    session = Session.open(config)
+    assert not any(isinstance(m, BaseTunerLayer) for t in session.family.transformers.values() for m in t.modules())
+    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
+    scheduler, plan = plan_run(config)
+    fused = session.denoise(config, plan, scheduler, cond, 3)[0]
+    torch.testing.assert_close(fused, unfused, rtol=1e-4, atol=1e-5)
+    assert not torch.allclose(fused, latents(write_config, schedule="SSS"))  # the scaled update is in the weights
+    # L's weights are untouched by S's fused LoRA (same checkpoint under both letters)
+    same = {"L": str(tiny_pair["small"]), "S": str(tiny_pair["small"])}
+    session = Session.open(load_config(write_config(models=same, lora={"S": {**spec, "fuse": True}})))
+    large, small = (dict(session.family.transformers[m].named_parameters()) for m in "LS")
+    changed = [k for k in large if not torch.equal(large[k], small[k])]
+    assert changed and all(".attn" in k for k in changed)
 
 
 def test_missing_or_pickled_lora_exits_3(write_config, tmp_path):
