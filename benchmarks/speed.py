@@ -39,6 +39,7 @@ from fbgen.flops import plan_flops
 from fbgen.residency import Residency
 from fbgen.runner import NoProgress, Session, accelerate, load_loras, sync
 from fbgen.solvers import make_scheduler, plan_run
+from fbgen.work import WorkTally
 
 WAN_COMMON = dict(
     patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=4096, freq_dim=256, cross_attn_norm=True,
@@ -173,8 +174,10 @@ def time_stock(pipe, cond: Any, size: tuple[int, int, int], steps: int, device: 
 
 
 def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedule: str, offload: str,
-               device: torch.device, dtype: torch.dtype, keys: dict[str, Any] | None = None) -> Timing:  # fmt: skip
-    """fbgen's own staged loop (`Session.denoise`): scheduler, plan, residency hooks and stage clock included."""
+               device: torch.device, dtype: torch.dtype, keys: dict[str, Any] | None = None,
+               work: dict[str, WorkTally] | None = None) -> Timing:  # fmt: skip
+    """fbgen's own staged loop (`Session.denoise`): scheduler, plan, residency hooks and stage clock included; with
+    `work` (from `accelerate`), the share of each model's block FLOPs its cache hook let run."""
     height, width, frames = size
     name = family.rules.name
     config = validate({
@@ -184,37 +187,18 @@ def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedu
         "output_dir": tempfile.gettempdir(), **(keys or {}),
     }, "benchmark")  # fmt: skip
     clock = Clock(device)
-    session = Session(config, None, family, residency, device, dtype, 0.0, _StepMarks(clock))
+    session = Session(config, None, family, residency, device, dtype, 0.0, _StepMarks(clock), work=work or {})
     scheduler, plan = plan_run(config, str(device))
     _reset_peak(device)
-    with count_tail_attention(family.transformers) as computed:
-        clock.mark()
-        session.denoise(config, plan, scheduler, cond, seed=0)
+    clock.mark()
+    session.denoise(config, plan, scheduler, cond, seed=0)
     timing = Timing(f"fbgen {schedule} (offload {offload})", list(plan.models), clock.intervals(), _peak(device))
-    timing.extra["tail_computed"] = computed
+    blocks = {m: load_adapter(name).block_flops(model.config, family.latent_shape(*size))
+              for m, model in family.transformers.items()}  # fmt: skip
+    timing.extra["block_work_computed"] = {
+        m: session.work[m].computed_fraction(blocks[m]) if m in session.work else 1.0 for m in sorted(set(plan.models))
+    }
     return timing
-
-
-@contextlib.contextmanager
-def count_tail_attention(models: dict):
-    """Per model, the share of its forwards in which the last block really computes its self-attention (a cache
-    hook skips or forecasts it otherwise). Compiled models are left uncounted: a hook inside a compiled block would
-    make dynamo recompile at every call (the count does not depend on compilation)."""
-    calls = {m: [0, 0] for m in models}  # forwards, tail computations
-    handles = []
-    for letter, model in models.items():
-        if _compiled(model):
-            continue
-        tail = [m for name, m in model.named_modules() if name.endswith("attn1.to_q")][-1]
-        for i, module in enumerate((model, tail)):
-            handles.append(module.register_forward_hook(lambda *_, c=calls[letter], i=i: c.__setitem__(i, c[i] + 1)))
-    shares: dict[str, float] = {}
-    try:
-        yield shares
-    finally:
-        for handle in handles:
-            handle.remove()
-        shares.update({m: tail / forwards for m, (forwards, tail) in calls.items() if forwards})
 
 
 def summarise(runs: dict[str, Timing], per_forward: dict[str, int], steps: int) -> dict[str, Any]:
@@ -292,10 +276,11 @@ def _compiled(model) -> bool:
     return any(getattr(b, "_compiled_call_impl", None) for b in model.modules())
 
 
-def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.device) -> float:
+def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.device
+                  ) -> tuple[float, dict[str, WorkTally]]:  # fmt: skip
     """Accelerations through fbgen's own `load_loras` and `accelerate` (the path the config keys take), after
-    undoing the previous variant's; returns the seconds it took. Compilation cannot be undone, so variants with
-    `compile` must come last."""
+    undoing the previous variant's; returns the seconds it took and the work tallies of the models with a cache.
+    Compilation cannot be undone, so variants with `compile` must come last."""
     compiled = any(_compiled(m) for m in models.values())
     if compiled and not keys.get("compile"):
         raise SystemExit("a variant without compile after a compiled one: list variants with compile last")
@@ -310,27 +295,28 @@ def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.devi
         if getattr(model, "peft_config", None):
             model.unload_lora()
     load_loras(family, config)
-    accelerate(models, config)
+    work = accelerate(models, config)
     sync(device)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, work
 
 
 def run_variant(models, family, cond, size, steps, device, dtype, variant: str, stock: Timing) -> dict[str, Any]:
     """LLL, SSS and LSL with one acceleration (or a combination): what it buys alone and combined with LSL."""
     with tempfile.TemporaryDirectory() as work:
         keys = variant_keys(variant, models, family, Path(work))
-        apply_s = apply_variant(models, family, keys, device)
+        apply_s, work = apply_variant(models, family, keys, device)
     keys.pop("lora", None)  # loaded; the runs need the keys the loop reads (cache resets, solver)
     none = Residency(models, "none", device)
     start = time.perf_counter()
     # warm-up; compiles here when the variant compiles. A cache hook takes other code paths once it reuses, which
     # only happens some steps into a stage: then the warm-up runs the full plans.
     for schedule in ("LLL", "SSS", "LSL") if "cache" in keys else ("LLL", "SSS"):
-        time_fbgen(family, none, cond, size, steps if "cache" in keys else 2, schedule, "none", device, dtype, keys)
+        time_fbgen(family, none, cond, size, steps if "cache" in keys else 2, schedule, "none", device, dtype, keys,
+                   work)  # fmt: skip
     warmup_s = time.perf_counter() - start
     runs = {"stock": stock}
     for schedule in ("LLL", "SSS", "LSL"):
-        runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype, keys)
+        runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype, keys, work)
         print(f"  [{variant}] {runs[schedule].name}: {runs[schedule].total_s:.2f} s", flush=True)
     shape = family.latent_shape(*size)
     per_forward = {m: load_adapter(family.rules.name).forward_flops(models[m].config, shape) for m in "LS"}
@@ -491,13 +477,13 @@ def markdown(result: dict[str, Any]) -> str:
             )
         if shape["variants"]:
             lines += ["", "| acceleration | LLL s | LLL vs plain fbgen LLL | LSL s | LSL vs stock LLL | LSL of ideal "
-                      "| tail attention computed, LSL (L / S) |",
+                      "| block FLOPs run, LSL (L / S) |",
                       "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
         for variant, v in shape["variants"].items():
             lll, lsl = v["runs"]["LLL"]["total_s"], v["summary"]["LSL"]
             gain = shape["runs"]["LLL"]["total_s"] / lll
-            tail = v["runs"]["LSL"].get("tail_computed", {})
-            computed = " / ".join(f"{tail[m]:.0%}" for m in "LS" if m in tail)
+            work = v["runs"]["LSL"].get("block_work_computed", {})
+            computed = " / ".join(f"{work[m]:.0%}" for m in "LS" if m in work)
             lines.append(f"| {variant} | {lll:.2f} | {gain:.2f}× | {lsl['total_s']:.2f} | "
                          f"{lsl['speedup_vs_stock']:.2f}× | {lsl['of_ideal']:.3f} | {computed} |")  # fmt: skip
         lines.append("")

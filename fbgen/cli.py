@@ -380,6 +380,7 @@ def _brief(record: dict[str, Any]) -> dict[str, Any]:
         "wall_s": record["wall_s"]["total"],
         "flops": record["flops"]["total"],
         "flops_ratio": record["flops"]["ratio"],
+        "flops_executed": record["flops"]["executed"],
     }
 
 

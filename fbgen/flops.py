@@ -26,61 +26,65 @@ def _linear(tokens: int, fan_in: int, fan_out: int) -> int:
     return 2 * tokens * fan_in * fan_out
 
 
-def wan_forward_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int], text_tokens: int) -> int:
-    """One `WanTransformer3DModel` forward (text-to-video) on a latent of (frames, height, width).
+def _tokens(latent_shape: tuple[int, int, int], patch: tuple[int, int, int]) -> int:
+    return math.prod(n // p for n, p in zip(latent_shape, patch))
 
-    Per block, with S video tokens, L text tokens, width D and FFN width F:
-    12·S·D² (self-attn QKVO + cross-attn Q,O) + 4·L·D² (cross-attn K,V) + 4·S·D·F (FFN) + 4·S²·D + 4·S·L·D.
+
+def wan_block_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int], text_tokens: int) -> dict[str, int]:
+    """One `WanTransformerBlock`, by the module that runs the work (the units a cache hook can skip).
+
+    With S video tokens, L text tokens, width D and FFN width F: self-attention 4·S·D² (QKVO) + 4·S²·D;
+    cross-attention 4·S·D² (Q, O) + 4·L·D² (K, V on the text) + 4·S·L·D; feed-forward 4·S·D·F.
     """
-    pt, ph, pw = cfg["patch_size"]
-    frames, height, width = latent_shape
-    s = (frames // pt) * (height // ph) * (width // pw)
-    length = text_tokens
-    d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-    f = cfg["ffn_dim"]
-    patch = pt * ph * pw
-    block = (
-        4 * _linear(s, d, d)  # self-attention q, k, v, out
-        + 2 * _linear(s, d, d)  # cross-attention q, out
-        + 2 * _linear(length, d, d)  # cross-attention k, v on the text tokens
-        + _linear(s, d, f) + _linear(s, f, d)  # feed-forward
-        + 4 * s * s * d  # self-attention QKᵀ and AV
-        + 4 * s * length * d  # cross-attention QKᵀ and AV
-    )  # fmt: skip
+    s, length = _tokens(latent_shape, cfg["patch_size"]), text_tokens
+    d, f = cfg["num_attention_heads"] * cfg["attention_head_dim"], cfg["ffn_dim"]
+    return {
+        "attn1": 4 * _linear(s, d, d) + 4 * s * s * d,  # q, k, v, out; QKᵀ and AV
+        "attn2": 2 * _linear(s, d, d) + 2 * _linear(length, d, d) + 4 * s * length * d,
+        "ffn": _linear(s, d, f) + _linear(s, f, d),
+    }
+
+
+def wan_forward_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int], text_tokens: int) -> int:
+    """One `WanTransformer3DModel` forward (text-to-video) on a latent of (frames, height, width): its blocks, the
+    patch, text and timestep embeddings, and the output projection."""
+    s, length = _tokens(latent_shape, cfg["patch_size"]), text_tokens
+    d, patch = cfg["num_attention_heads"] * cfg["attention_head_dim"], math.prod(cfg["patch_size"])
     embed = (
         _linear(s, cfg["in_channels"] * patch, d)  # patch embedding (Conv3d)
         + _linear(length, cfg["text_dim"], d) + _linear(length, d, d)  # text projection
         + _linear(1, cfg["freq_dim"], d) + _linear(1, d, d) + _linear(1, d, 6 * d)  # timestep embedding
     )  # fmt: skip
     head = _linear(s, d, cfg["out_channels"] * patch)
-    return cfg["num_layers"] * block + embed + head
+    return cfg["num_layers"] * sum(wan_block_flops(cfg, latent_shape, text_tokens).values()) + embed + head
+
+
+def ltx_block_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int], text_tokens: int) -> dict[str, int]:
+    """One `LTXVideoTransformerBlock`, by module. With S video tokens, L text tokens, width D and cross-attention
+    input width C: self-attention 4·S·D² + 4·S²·D; cross-attention 4·S·D² + 4·L·C·D + 4·S·L·D; feed-forward 16·S·D².
+    """
+    p, pt = cfg["patch_size"], cfg["patch_size_t"]
+    s, length = _tokens(latent_shape, (pt, p, p)), text_tokens
+    d, c = cfg["num_attention_heads"] * cfg["attention_head_dim"], cfg["cross_attention_dim"]
+    return {
+        "attn1": 4 * _linear(s, d, d) + 4 * s * s * d,
+        "attn2": 2 * _linear(s, d, d) + 2 * _linear(length, c, d) + 4 * s * length * d,
+        "ff": _linear(s, d, 4 * d) + _linear(s, 4 * d, d),
+    }
 
 
 def ltx_forward_flops(cfg: Mapping[str, Any], latent_shape: tuple[int, int, int], text_tokens: int) -> int:
-    """One `LTXVideoTransformer3DModel` forward on a latent of (frames, height, width).
-
-    Per block, with S video tokens, L text tokens, width D, cross-attention input width C and FFN width 4D:
-    12·S·D² (self-attn QKVO + cross-attn Q,O) + 4·L·C·D (cross-attn K,V) + 16·S·D² (FFN) + 4·S²·D + 4·S·L·D.
-    """
+    """One `LTXVideoTransformer3DModel` forward on a latent of (frames, height, width)."""
     p, pt = cfg["patch_size"], cfg["patch_size_t"]
-    frames, height, width = latent_shape
-    s = (frames // pt) * (height // p) * (width // p)
-    length = text_tokens
+    s, length = _tokens(latent_shape, (pt, p, p)), text_tokens
     d = cfg["num_attention_heads"] * cfg["attention_head_dim"]
-    c = cfg["cross_attention_dim"]
-    block = (
-        6 * _linear(s, d, d)  # self-attention q, k, v, out; cross-attention q, out
-        + 2 * _linear(length, c, d)  # cross-attention k, v on the text tokens
-        + _linear(s, d, 4 * d) + _linear(s, 4 * d, d)  # feed-forward
-        + 4 * s * s * d + 4 * s * length * d  # attention QKᵀ and AV, self and cross
-    )  # fmt: skip
     embed = (
         _linear(s, cfg["in_channels"] * p * p * pt, d)  # proj_in
         + _linear(length, cfg["caption_channels"], d) + _linear(length, d, d)  # caption projection
         + _linear(1, 256, d) + _linear(1, d, d) + _linear(1, d, 6 * d)  # timestep embedding (AdaLayerNormSingle)
     )  # fmt: skip
     head = _linear(s, d, cfg["out_channels"])
-    return cfg["num_layers"] * block + embed + head
+    return cfg["num_layers"] * sum(ltx_block_flops(cfg, latent_shape, text_tokens).values()) + embed + head
 
 
 def plan_flops(plan: Plan, per_forward: Mapping[str, int], guidance: Mapping[str, float]) -> dict[str, Any]:
@@ -105,3 +109,19 @@ def plan_flops(plan: Plan, per_forward: Mapping[str, int], guidance: Mapping[str
 def forwards_per_step(guidance_scale: float) -> int:
     """CFG runs an unconditional forward too, exactly when diffusers does: guidance_scale > 1."""
     return 2 if guidance_scale > 1.0 else 1
+
+
+def executed_flops(flops: Mapping[str, Any], skipped_per_forward: Mapping[str, float]) -> dict[str, Any]:
+    """The plan's FLOPs less what cache hooks skipped: `skipped_per_forward[m]` is model m's skipped block FLOPs,
+    averaged over its forwards (`fbgen.work`). Equal to the plan's total when nothing was skipped."""
+    per_model = {
+        m: round(total - total / flops["per_forward"][m] * skipped_per_forward.get(m, 0.0))
+        for m, total in flops["per_model"].items()
+    }
+    executed = sum(per_model.values())
+    large_only = flops["large_only"]
+    return {
+        "executed": executed,
+        "executed_ratio": executed / large_only if large_only else math.nan,
+        "executed_per_model": per_model,
+    }

@@ -82,8 +82,10 @@ class LogProgress:
 
     def item_end(self, record: dict[str, Any]) -> None:
         wall, flops = record["wall_s"], record["flops"]
+        skipped = flops["executed"] < flops["total"]
+        reused = f", {tflop(flops['executed'])} TFLOP run with cache reuse" if skipped else ""
         self.log(f"{self.prefix}: wrote {record['output']} ({wall['total']:.1f} s, {tflop(flops['total'])} TFLOP, "
-                 f"{100 * flops['saving']:.1f}% fewer FLOPs than large-only)")  # fmt: skip
+                 f"{100 * flops['saving']:.1f}% fewer FLOPs than large-only{reused})")  # fmt: skip
 
 
 class QuietProgress(LogProgress):

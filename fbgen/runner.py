@@ -23,7 +23,7 @@ import fbgen
 from fbgen.config import RunConfig, cache_hook
 from fbgen.errors import BadInput, FbgenError, ModelError
 from fbgen.families import FAMILIES, load_adapter
-from fbgen.flops import plan_flops
+from fbgen.flops import executed_flops, plan_flops
 from fbgen.manifest import environment, now, write_json
 from fbgen.naming import output_name
 from fbgen.residency import Residency
@@ -32,6 +32,7 @@ from fbgen.schedule import Plan
 from fbgen.solvers import plan_run
 from fbgen.sources import Source, file_sha256, parameter_count, read_config, resolve
 from fbgen.video import upscale, write_mp4
+from fbgen.work import WorkTally, tally_work
 
 
 class Progress(Protocol):
@@ -142,10 +143,14 @@ def check_pair(configs: dict[str, dict], keys: tuple[str, ...], ids: dict[str, s
 
 def plan_flops_for(config: RunConfig, plan: Plan, sources: Sources) -> dict[str, Any]:
     """Analytic FLOPs of the run, from the transformer and VAE configs alone."""
-    adapter = load_adapter(config.family)
-    shape = adapter.latent_shape_from_vae(sources.vae_config, config.height, config.width, config.num_frames)
+    adapter, shape = _adapter_and_latent(config, sources)
     per_forward = {m: adapter.forward_flops(cfg, shape) for m, cfg in sources.configs.items()}
     return plan_flops(plan, per_forward, config.guidance_scale)
+
+
+def _adapter_and_latent(config: RunConfig, sources: Sources) -> tuple[Any, tuple[int, int, int]]:
+    adapter = load_adapter(config.family)
+    return adapter, adapter.latent_shape_from_vae(sources.vae_config, config.height, config.width, config.num_frames)
 
 
 def memory_plan(config: RunConfig, plan: Plan, sources: Sources) -> dict[str, Any]:
@@ -187,6 +192,7 @@ class Session:
     load_s: float
     progress: Progress = field(default_factory=NoProgress)
     lora_pins: dict[str, dict[str, Any]] = field(default_factory=dict)  # applied LoRAs with their sha256, once
+    work: dict[str, WorkTally] = field(default_factory=dict)  # what models with a cache hook really computed
 
     @classmethod
     def open(cls, config: RunConfig, progress: Progress | None = None) -> Session:
@@ -204,10 +210,11 @@ class Session:
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
         pins = load_loras(family, config)
-        accelerate(family.transformers, config)
+        work = accelerate(family.transformers, config)
         residency = Residency(family.transformers, config.offload, device)
         sync(device)
-        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress, pins)
+        return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress, pins,
+                   work)  # fmt: skip
 
     def run(self) -> list[dict[str, Any]]:
         """Every prompt of the config, encoded up front (then the text encoder is freed), one video each."""
@@ -231,6 +238,8 @@ class Session:
         }
         clock = _StageClock(plan, self.device, self.progress.step)
         place = self.residency.hook(plan.models)
+        for tally in self.work.values():
+            tally.reset()
 
         def before_step(i: int, model: str) -> None:
             place(i, model)
@@ -241,6 +250,13 @@ class Session:
         latents = sample(scheduler, plan.models, denoisers, latents, before_step, clock.after)
         self.residency.finish()
         return latents, clock.wall
+
+    def executed(self, config: RunConfig, flops: dict[str, Any]) -> dict[str, Any]:
+        """The FLOPs the last denoise really ran: the plan's, less the block work cache hooks skipped."""
+        adapter, shape = _adapter_and_latent(config, self.sources)
+        configs = self.sources.configs
+        skipped = {m: work.skipped_flops(adapter.block_flops(configs[m], shape)) for m, work in self.work.items()}
+        return executed_flops(flops, skipped)
 
     def generate(self, config: RunConfig, prompt: str, cond: Any, seed: int, index: int = 0, total: int = 1,
                  encode_s: float = 0.0, cleanup: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
@@ -263,6 +279,7 @@ class Session:
         if not torch.isfinite(latents).all():
             raise FbgenError(f"{name}: NaN or inf in the latents after denoising (try dtype: float32 or bfloat16)")
         t1 = time.perf_counter()
+        flops |= self.executed(config, flops)
         frames = self.family.decode(latents)
         sync(self.device)
         t2 = time.perf_counter()
@@ -330,9 +347,12 @@ class Session:
         return record
 
 
-def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
+def accelerate(models: Mapping[str, Any], config: RunConfig) -> dict[str, WorkTally]:
     """The config's accelerations, applied the way diffusers documents them, to the transformers of the run:
-    attention backend and regional compile for all, a cache hook per model (each model keeps its own state)."""
+    attention backend and regional compile for all, a cache hook per model (each model keeps its own state).
+    Returns a tally of the work each model with a cache hook really computes."""
+    cached = {m: model for m, model in models.items() if config.cache.get(m)}
+    work = tally_work(cached, FAMILIES[config.family].forecast_modules)  # before the hooks: innermost, counts past them
     for letter, model in models.items():
         if config.attention_backend:
             try:
@@ -349,6 +369,7 @@ def accelerate(models: Mapping[str, Any], config: RunConfig) -> None:
         if config.compile:
             # a cache hook wraps the block forwards in code dynamo cannot trace whole: graph breaks there, not a crash
             model.compile_repeated_blocks(fullgraph=not config.cache.get(letter))
+    return work
 
 
 def load_loras(family: Any, config: RunConfig) -> dict[str, dict[str, Any]]:

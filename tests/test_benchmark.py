@@ -9,7 +9,7 @@ import pytest
 
 from fbgen.config import validate
 from fbgen.runner import accelerate
-from fbgen.tiny import LARGE, tiny_transformer
+from fbgen.tiny import LARGE, LTX_LARGE, tiny_transformer
 
 ROOT = Path(__file__).parent.parent
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -43,11 +43,13 @@ def test_tiny_run_writes_consistent_figures(tmp_path, family):
     assert summary["flop_ratio_lsl_vs_lll"] == pytest.approx((3 * f["L"] + 2 * f["S"]) / (5 * f["L"]))
     assert list(shape["variants"]) == variants.split(",")
     assert all(v["runs"]["LSL"]["models"] == "LLSSL" for v in shape["variants"].values())
-    # a cache hook that always reuses: L computes only the first step of each of its two stages (cond + uncond)
-    cached = shape["variants"]["cache=first_block:1e9@L"]["runs"]["LSL"]["tail_computed"]
-    assert cached == {"L": pytest.approx(4 / 6), "S": 1.0}
+    # a cache hook that always reuses: L's blocks after the first compute only at the first step of each of its two
+    # stages (cond + uncond: 4 of its 6 forwards); the first block computes at every forward
+    cached = shape["variants"]["cache=first_block:1e9@L"]["runs"]["LSL"]["block_work_computed"]
+    layers = (LTX_LARGE if family == "ltx" else LARGE)["num_layers"]
+    assert cached == {"L": pytest.approx((1 + (layers - 1) * 4 / 6) / layers), "S": 1.0}
     # the next variant starts from plain models: the hook is gone, the LoRA runs on S only
-    assert shape["variants"]["lora=S:4+solver=euler"]["runs"]["LSL"]["tail_computed"] == {"L": 1.0, "S": 1.0}
+    assert shape["variants"]["lora=S:4+solver=euler"]["runs"]["LSL"]["block_work_computed"] == {"L": 1.0, "S": 1.0}
 
 
 def test_attention_backend_reaches_every_attention_processor():

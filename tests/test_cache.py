@@ -28,21 +28,21 @@ def run(write_config, tiny_pair, cache, schedule="LSL", **keys):
     cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
     scheduler, plan = plan_run(config)
     latents, _ = session.denoise(config, plan, scheduler, cond, 0)
-    return latents, tail_calls
+    return latents, tail_calls, {m: work.computed_share() for m, work in session.work.items()}
 
 
 def test_first_block_cache_that_never_skips_is_exact(write_config, tiny_pair):
-    plain, calls = run(write_config, tiny_pair, None)
-    cached, cached_calls = run(write_config, tiny_pair, {"type": "first_block", "threshold": 0.0})
+    plain, calls, _ = run(write_config, tiny_pair, None)
+    cached, cached_calls, _ = run(write_config, tiny_pair, {"type": "first_block", "threshold": 0.0})
     torch.testing.assert_close(cached, plain, rtol=0, atol=0)
     assert cached_calls == calls == {"L": 2 * 6, "S": 2 * 4}  # cond + uncond at every step
 
 
 def test_cache_state_is_per_model_and_reset_at_every_switch(write_config, tiny_pair):
     # a threshold nothing stays below skips the tail after the first step of a stage, for each CFG branch
-    _, calls = run(write_config, tiny_pair, {"type": "first_block", "threshold": 1e9})
+    _, calls, _ = run(write_config, tiny_pair, {"type": "first_block", "threshold": 1e9})
     assert calls == {"L": 2 * 2, "S": 2 * 1}  # L's two stages each start from a fresh cache, as does S's
-    _, only_s = run(write_config, tiny_pair, {"S": {"type": "first_block", "threshold": 1e9}, "L": "none"})
+    _, only_s, _ = run(write_config, tiny_pair, {"S": {"type": "first_block", "threshold": 1e9}, "L": "none"})
     assert only_s == {"L": 2 * 6, "S": 2 * 1}
 
 
@@ -111,10 +111,14 @@ def test_cache_composes_with_regional_compile(write_config, tiny_pair):
 
     torch._dynamo.reset()
     always = {"type": "first_block", "threshold": 1e9}  # reuses at every step but a stage's first
-    plain, calls = run(write_config, tiny_pair, always)
-    compiled, compiled_calls = run(write_config, tiny_pair, always, compile=True)
+    plain, calls, work = run(write_config, tiny_pair, always)
+    compiled, compiled_calls, compiled_work = run(write_config, tiny_pair, always, compile=True)
     torch.testing.assert_close(compiled, plain, rtol=1e-4, atol=1e-4)
     assert compiled_calls == calls == {"L": 2 * 2, "S": 2 * 1}
+    # the work tally counts through compiled blocks too: the head block always runs, the tail only when computed
+    units = ("attn1", "attn2", "ffn")  # two blocks: the head computes at every forward, the tail as counted above
+    assert compiled_work == work
+    assert work == {"L": {k: (1 + 4 / 12) / 2 for k in units}, "S": {k: (1 + 2 / 8) / 2 for k in units}}
 
 
 def test_taylorseer_forecasts_ltx_blocks_too(write_ltx_config):
@@ -130,3 +134,35 @@ def test_taylorseer_forecasts_ltx_blocks_too(write_ltx_config):
     scheduler, plan = plan_run(config)
     session.denoise(config, plan, scheduler, cond, 0)
     assert forwards[0] == 8 and computed[0] < forwards[0]  # one batched CFG forward a step; some forecast
+
+
+@pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h["type"])
+def test_manifest_flops_executed_are_what_the_transformers_ran(tmp_path, hook):
+    """The plan's FLOPs count every block at every step; with a cache hook the manifest also reports what really ran,
+    which must equal torch's own count of the same denoise."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LSL", "steps": 20, "prompt": "a red circle",
+                                    "device": "cpu", "output_dir": str(tmp_path / "out"), "cache": hook}))  # fmt: skip
+    config = load_config(path)
+    session = Session.open(config)
+    cond = session.family.encode(list(config.prompts), config.negative_prompt, cfg=True)[0]
+    scheduler, plan = plan_run(config)
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH):  # decomposed into matmuls the counter sees
+        with counter:
+            session.denoise(config, plan, scheduler, cond, config.seed)
+        flops = session.generate(config, config.prompts[0], cond, config.seed)["flops"]
+    assert flops["executed"] == counter.get_total_flops()
+    assert flops["executed"] == sum(flops["executed_per_model"].values()) < flops["total"]  # work was skipped
+    assert flops["executed_ratio"] == flops["executed"] / flops["large_only"]
+
+
+def test_manifest_flops_executed_equal_the_plan_without_a_cache(tmp_path):
+    path = tmp_path / "demo.yaml"
+    path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LSL", "steps": 6, "prompt": "a red circle",
+                                    "device": "cpu", "output_dir": str(tmp_path / "out")}))  # fmt: skip
+    flops = Session.open(load_config(path)).run()[0]["flops"]
+    assert flops["executed"] == flops["total"] and flops["executed_per_model"] == flops["per_model"]

@@ -33,4 +33,8 @@ def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int
     return wan.forward_flops(transformer_config, latent_shape, RULES.text_tokens)
 
 
+def block_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> dict[str, int]:
+    return wan.block_flops(transformer_config, latent_shape, RULES.text_tokens)
+
+
 Family = DemoFamily

@@ -22,7 +22,7 @@ from transformers import AutoTokenizer, T5EncoderModel
 from fbgen.errors import BadInput
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
-from fbgen.flops import ltx_forward_flops
+from fbgen.flops import ltx_block_flops, ltx_forward_flops
 from fbgen.sampler import Step
 from fbgen.sources import Source
 
@@ -184,6 +184,10 @@ class LTXFamily(PipelineFamily):
 
 def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> int:
     return ltx_forward_flops(transformer_config, latent_shape, RULES.text_tokens)
+
+
+def block_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> dict[str, int]:
+    return ltx_block_flops(transformer_config, latent_shape, RULES.text_tokens)
 
 
 def latent_shape_from_vae(vae_config: Mapping, height: int, width: int, num_frames: int) -> tuple[int, int, int]:

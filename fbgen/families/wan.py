@@ -17,7 +17,7 @@ from transformers import AutoTokenizer, UMT5EncoderModel
 
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
-from fbgen.flops import wan_forward_flops
+from fbgen.flops import wan_block_flops, wan_forward_flops
 from fbgen.sampler import Step
 from fbgen.sources import Source
 
@@ -136,6 +136,11 @@ class WanFamily(PipelineFamily):
 def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int],
                   text_tokens: int = RULES.text_tokens) -> int:  # fmt: skip
     return wan_forward_flops(transformer_config, latent_shape, text_tokens)
+
+
+def block_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int],
+                text_tokens: int = RULES.text_tokens) -> dict[str, int]:  # fmt: skip
+    return wan_block_flops(transformer_config, latent_shape, text_tokens)
 
 
 def latent_shape_from_vae(vae_config: Mapping, height: int, width: int, num_frames: int) -> tuple[int, int, int]:
