@@ -190,6 +190,7 @@ class BatchSummary:
     video_s: list[float] = field(default_factory=list)
     flops: float = 0.0
     large_only: float = 0.0
+    executed: float = 0.0  # less than `flops` when a cache hook reused block work
 
     def to_dict(self) -> dict[str, Any]:
         mean = sum(self.video_s) / len(self.video_s) if self.video_s else None
@@ -198,7 +199,7 @@ class BatchSummary:
             "encode_s": self.encode_s,
             "videos_per_hour": 3600 * self.done / self.wall_s if self.wall_s and self.done else 0.0,
             "mean_s_per_video": mean,
-            "flops": self.flops, "large_only_flops": self.large_only,
+            "flops": self.flops, "large_only_flops": self.large_only, "executed_flops": self.executed,
             "flops_saved": 1 - self.flops / self.large_only if self.large_only else None,
         }  # fmt: skip
 
@@ -249,6 +250,7 @@ def run_batch(session: Any, items: list[Item], shard: tuple[int, int], force: bo
             summary.done += 1
             summary.flops += record["flops"]["total"]
             summary.large_only += record["flops"]["large_only"]
+            summary.executed += record["flops"]["executed"]
             append_record(manifest, {**record, **base})
         except KeyboardInterrupt:
             raise

@@ -88,6 +88,8 @@ def test_resume_failure_isolation_and_retry(write_config, tmp_path):
         if r["status"] == "done":
             assert file_sha256(r["output"]) == r["sha256"]
     assert [r["seed"] for r in records if r["prompt"] == "a green bird"] == [5]
+    done_flops = [r["flops"] for r in records if r["status"] == "done"]
+    assert summary["flops"] == summary["executed_flops"] == sum(f["total"] for f in done_flops)  # no cache hook
 
     again = json.loads(batch(prompts, "--config", config, "--json").stdout)
     assert (again["done"], again["skipped"], again["exit_code"]) == (0, 3, 0)
