@@ -6,11 +6,13 @@ import pytest
 import torch
 import yaml
 from diffusers import WanPipeline
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
 
 import fbgen.demo.autoencoder  # noqa: F401  (diffusers loads the pair's autoencoder class once it is imported)
 from fbgen.config import cache_hook, load_config
 from fbgen.families import DEMO_PAIR, FAMILIES
-from fbgen.runner import Session
+from fbgen.runner import Session, plan_flops_for
 from fbgen.solvers import make_scheduler, plan_run
 
 
@@ -132,17 +134,19 @@ def test_taylorseer_forecasts_ltx_blocks_too(write_ltx_config):
     model.transformer_blocks[-1].attn1.to_q.register_forward_hook(lambda *_: computed.__setitem__(0, computed[0] + 1))
     cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
     scheduler, plan = plan_run(config)
-    session.denoise(config, plan, scheduler, cond, 0)
+    counter = FlopCounterMode(display=False)
+    with sdpa_kernel(SDPBackend.MATH), counter:
+        session.denoise(config, plan, scheduler, cond, 0)
     assert forwards[0] == 8 and computed[0] < forwards[0]  # one batched CFG forward a step; some forecast
+    # executed FLOPs hold for a batched CFG forward too
+    executed = session.executed(config, plan_flops_for(config, plan, session.sources))["executed"]
+    assert executed == counter.get_total_flops()
 
 
 @pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h["type"])
 def test_manifest_flops_executed_are_what_the_transformers_ran(tmp_path, hook):
     """The plan's FLOPs count every block at every step; with a cache hook the manifest also reports what really ran,
     which must equal torch's own count of the same denoise."""
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
-
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LSL", "steps": 20, "prompt": "a red circle",
                                     "device": "cpu", "output_dir": str(tmp_path / "out"), "cache": hook}))  # fmt: skip
