@@ -4,7 +4,8 @@ The GPU harness (`speed.py`) times the accelerations at the real Wan/LTX configs
 cache hook's reuse depends on how alike consecutive steps of a *trained* model are. Here every acceleration runs
 alone and with LSL on N prompt/seed pairs of the demo pair, on the CPU; each video is scored by the demo's
 attribute checker (readable accuracy), by PSNR to plain LLL from the same seed, and by the transformer FLOPs it
-really executed (`torch.utils.flop_counter`, so blocks a hook skipped are not counted).
+really executed (`flops.executed`, as in every manifest: blocks a hook skipped are not counted; equal to
+`torch.utils.flop_counter` in the tests, which on the CPU misses the fused attention kernel).
 
     python benchmarks/accelerations.py --pairs 50 --json benchmarks/results/cpu-demo-accelerations.json
 """
@@ -21,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from fbgen.compare import RunSpec, variant
 from fbgen.config import load_config
@@ -30,7 +30,7 @@ from fbgen.demo.data import render as render_clip
 from fbgen.demo.results import ATTRIBUTES, PROMPT_SEED, READABLE, roundtrip, score
 from fbgen.demo.train import hardware
 from fbgen.fidelity import pixel_fidelity
-from fbgen.runner import Session
+from fbgen.runner import Session, plan_flops_for
 from fbgen.solvers import plan_run
 
 # name → config keys; the first is the reference. Each runs under LLL and under LSL [0.4, 0.8].
@@ -72,13 +72,13 @@ def measure(config_path: str, pairs: int, names: list[str], log=print) -> dict[s
             config = variant(base, RunSpec(schedule, schedule, base.boundaries))
             for i, (clip, cond) in enumerate(zip(clips, encoded)):
                 scheduler, plan = plan_run(config, str(session.device))
-                with FlopCounterMode(display=False) as counter:
-                    latents, _ = session.denoise(config, plan, scheduler, cond, seed=i)
+                latents, _ = session.denoise(config, plan, scheduler, cond, seed=i)
+                flops = session.executed(config, plan_flops_for(config, plan, session.sources))["executed"]
                 frames = session.family.decode(latents)
                 if name == names[0] and schedule == "LLL":
                     reference[i] = frames
                 rows.append({"acceleration": name, "schedule": schedule, "pair": i, "steps": config.steps,
-                             "flops": counter.get_total_flops(), **pixel_fidelity(frames, reference[i]),
+                             "flops": flops, **pixel_fidelity(frames, reference[i]),
                              **score(frames, clip)})  # fmt: skip
         log(f"{name}: {time.perf_counter() - start:.0f} s")
     return {
@@ -110,7 +110,7 @@ def markdown(result: dict[str, Any], command: str) -> str:
         f"Demo pair (`configs/demo.yaml`: 48×48×9, CFG 4, LSL [0.4, 0.8]), {result['pairs']} prompt/seed pairs, "
         f"on {result['hardware']} (torch {result['torch']}), {result['wall_s'] / 60:.1f} min. Reference: "
         f"{result['reference']}, 20 steps UniPC. Readable accuracy counts {', '.join(result['readable'])}. "
-        "FLOPs are those the transformers executed (flop counter), relative to the reference.",
+        "FLOPs are those the transformers executed (`flops.executed`), relative to the reference.",
         "",
         f"    {command}",
         "",
