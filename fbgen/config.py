@@ -53,7 +53,7 @@ def cache_hook(spec: Mapping[str, Any], rules: FamilyRules) -> Any:
 
     settings = {k: v for k, v in spec.items() if k != "type"}
     if spec["type"] == "taylorseer":
-        settings["cache_identifiers"] = [rules.forecast_modules]
+        settings["cache_identifiers"] = [rules.block_units]
     return getattr(diffusers, CACHES[spec["type"]][0])(**settings)
 
 

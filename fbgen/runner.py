@@ -352,7 +352,7 @@ def accelerate(models: Mapping[str, Any], config: RunConfig) -> dict[str, WorkTa
     attention backend and regional compile for all, a cache hook per model (each model keeps its own state).
     Returns a tally of the work each model with a cache hook really computes."""
     cached = {m: model for m, model in models.items() if config.cache.get(m)}
-    work = tally_work(cached, FAMILIES[config.family].forecast_modules)  # before the hooks: innermost, counts past them
+    work = tally_work(cached, FAMILIES[config.family].block_units)  # before the hooks: innermost, counts past them
     for letter, model in models.items():
         if config.attention_backend:
             try:

@@ -24,9 +24,10 @@ class FamilyRules:
     solvers: tuple[str, ...]  # the first is the default
     options: tuple[str, ...] = ()  # family-only config keys
     caches: tuple[str, ...] = ("first_block", "taylorseer")  # diffusers cache hooks that work on its transformer
-    # per-block modules whose outputs TaylorSeer forecasts: diffusers' default pattern (`^blocks.*attn`) matches no
-    # module of Wan or LTX (theirs are `attn1`, `attn2`), which would leave the hook a silent no-op
-    forecast_modules: str = r"blocks\.\d+\.(attn1|attn2|ffn)"
+    # the per-block modules that do a block's work (the group names the unit, as in `fbgen.flops`): what TaylorSeer
+    # forecasts and what `fbgen.work` counts. diffusers' default TaylorSeer pattern (`^blocks.*attn`) matches no
+    # module of Wan or LTX (theirs are `attn1`, `attn2`), which would leave that hook a silent no-op
+    block_units: str = r"blocks\.\d+\.(attn1|attn2|ffn)"
     default_models: tuple[tuple[str, str], ...] = ()  # (letter, path) used when a config declares no models
     view_scale: int = 1  # MP4s are written this many times larger (nearest) when native frames are tiny
 
@@ -48,7 +49,7 @@ FAMILIES: dict[str, FamilyRules] = {
         "fbgen.families.ltx",
         ("euler",),
         ("decode_timestep", "decode_noise_scale"),
-        forecast_modules=r"transformer_blocks\.\d+\.(attn1|attn2|ff)",
+        block_units=r"transformer_blocks\.\d+\.(attn1|attn2|ff)",
     ),  # fmt: skip
     "demo": FamilyRules(
         "demo",
