@@ -193,11 +193,11 @@ def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedu
     clock.mark()
     session.denoise(config, plan, scheduler, cond, seed=0)
     timing = Timing(f"fbgen {schedule} (offload {offload})", list(plan.models), clock.intervals(), _peak(device))
-    blocks = {m: load_adapter(name).block_flops(model.config, family.latent_shape(*size))
-              for m, model in family.transformers.items()}  # fmt: skip
-    timing.extra["block_work_computed"] = {
-        m: session.work[m].computed_fraction(blocks[m]) if m in session.work else 1.0 for m in sorted(set(plan.models))
-    }
+    block_flops, shape = load_adapter(name).block_flops, family.latent_shape(*size)
+    timing.extra["block_work_computed"] = {m: 1.0 for m in sorted(set(plan.models))} | {
+        m: tally.computed_fraction(block_flops(family.transformers[m].config, shape))
+        for m, tally in session.work.items() if m in plan.models
+    }  # fmt: skip
     return timing
 
 
@@ -302,8 +302,8 @@ def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.devi
 
 def run_variant(models, family, cond, size, steps, device, dtype, variant: str, stock: Timing) -> dict[str, Any]:
     """LLL, SSS and LSL with one acceleration (or a combination): what it buys alone and combined with LSL."""
-    with tempfile.TemporaryDirectory() as work:
-        keys = variant_keys(variant, models, family, Path(work))
+    with tempfile.TemporaryDirectory() as scratch:  # the random LoRA files live only until they are loaded
+        keys = variant_keys(variant, models, family, Path(scratch))
         apply_s, work = apply_variant(models, family, keys, device)
     keys.pop("lora", None)  # loaded; the runs need the keys the loop reads (cache resets, solver)
     none = Residency(models, "none", device)
