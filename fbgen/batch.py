@@ -1,29 +1,40 @@
-"""Batch runs for render farms: prompt files, stable ids and seeds, shards, resume, per-item failure isolation.
+"""Batch runs for render farms: prompt files, stable ids and seeds, unique names, and a worker that drains a shared
+queue so any number of workers render every item exactly once.
 
 Item ids come from the prompt text (and per-item overrides), not from line numbers, so inserting a line, another
-shard layout or another machine gives every item the same id, seed and output name. Each shard appends to its own
-`manifest-K-of-N.jsonl` (no two processes ever append to one file, which is what makes a shared NFS dir safe), and
-resume reads every manifest in the output dir, so a rerun with a different layout still skips finished items.
+worker layout or another machine gives every item the same id, seed and output name. Workers need no shard: each
+claims items under a lease (`fbgen.claims`) in `<out>/.fbgen/`, appends results to its own journal
+(`.fbgen/journal/<worker>.jsonl`: no two processes ever append to one file, which is what makes NFS safe), and at
+its end rewrites `manifest.jsonl`, one line per item. Resume reads every journal, so any rerun skips finished items.
 """
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import os
+import re
+import secrets
+import socket
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fbgen import interrupts
+from fbgen.claims import LEASE_S, Claim, Claims, Heartbeat
 from fbgen.config import RunConfig, validate
-from fbgen.errors import BadInput
-from fbgen.manifest import now
+from fbgen.errors import BadInput, DiskFull
+from fbgen.manifest import now, write_json
+from fbgen.naming import content_id, output_name, unique_ids
 from fbgen.sources import file_sha256
 
-SESSION_KEYS = {"family", "models", "text_encoder", "vae", "dtype", "device", "offload", "compile", "output_dir"}
-ITEM_KEYS = {"prompt", "id", "seed", "negative_prompt", "line"}
+LOAD_TIME_KEYS = {"family", "models", "text_encoder", "vae", "dtype", "device", "offload", "compile", "output_dir",
+                  "cache", "lora", "attention_backend"}  # fmt: skip
+ITEM_KEYS = {"prompt", "id", "seed", "negative_prompt"}
+ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+STATE_DIR = ".fbgen"
 
 
 @dataclass(frozen=True)
@@ -34,6 +45,7 @@ class Item:
     seed: int | None = None
     negative_prompt: str | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    index: int = 0  # position among the file's items: `{index}` in names (stable when prompts are appended)
 
 
 def read_prompts(path: str | os.PathLike) -> list[Item]:
@@ -58,8 +70,9 @@ def read_prompts(path: str | os.PathLike) -> list[Item]:
                 raise BadInput(f"{path}:{number}: expected an object with a non-empty 'prompt' string")
             if "seed" in entry and (isinstance(entry["seed"], bool) or not isinstance(entry["seed"], int)):
                 raise BadInput(f"{path}:{number}: 'seed' must be an integer, got {entry['seed']!r}")
-            if "id" in entry and not (isinstance(entry["id"], (str, int)) and str(entry["id"]).strip()):
-                raise BadInput(f"{path}:{number}: 'id' must be a non-empty string")
+            if "id" in entry and not (isinstance(entry["id"], (str, int)) and ID_PATTERN.fullmatch(str(entry["id"]))):
+                raise BadInput(f"{path}:{number}: 'id' must be 1-64 characters of A-Z a-z 0-9 . _ - "
+                               f"(starting with a letter or digit), got {entry['id']!r}")  # fmt: skip
             raw.append((number, entry))
         elif path.suffix in (".txt", ""):
             raw.append((number, {"prompt": text}))
@@ -67,59 +80,55 @@ def read_prompts(path: str | os.PathLike) -> list[Item]:
             raise BadInput(f"{path}: prompts must be a .txt or .jsonl file")
     if not raw:
         raise BadInput(f"{path}: no prompts (blank lines and # comments are skipped)")
-    items, seen = [], set()
+    given: dict[str, int] = {}
     for number, entry in raw:
-        overrides = {k: v for k, v in entry.items() if k not in ITEM_KEYS}
-        item_id = str(entry["id"]).strip() if "id" in entry else _content_id(entry["prompt"], overrides)
-        base, k = item_id, 1
-        while item_id in seen:  # the same prompt twice: a second, distinct (and still stable) item
-            k += 1
-            item_id = f"{base}-{k}"
-        if "id" in entry and k > 1:
-            raise BadInput(f"{path}:{number}: id {base!r} is used twice")
-        seen.add(item_id)
-        items.append(Item(item_id, entry["prompt"].strip(), number, entry.get("seed"), entry.get("negative_prompt"),
-                          overrides))  # fmt: skip
-    return items
-
-
-def _content_id(prompt: str, overrides: Mapping[str, Any]) -> str:
-    text = prompt.strip() + (json.dumps(overrides, sort_keys=True) if overrides else "")
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:12]
+        if "id" in entry:
+            if str(entry["id"]) in given:
+                raise BadInput(f"{path}:{number}: id {str(entry['id'])!r} is used twice (also line "
+                               f"{given[str(entry['id'])]})")  # fmt: skip
+            given[str(entry["id"])] = number
+    overrides = [{k: v for k, v in entry.items() if k not in ITEM_KEYS} for _, entry in raw]
+    ids = unique_ids([str(e["id"]) if "id" in e else content_id(e["prompt"], o) for (_, e), o in zip(raw, overrides)])
+    return [
+        Item(item_id, entry["prompt"].strip(), number, entry.get("seed"), entry.get("negative_prompt"), extra, index)
+        for index, (item_id, (number, entry), extra) in enumerate(zip(ids, raw, overrides))
+    ]
 
 
 def item_seed(base_seed: int, item_id: str) -> int:
-    """A seed derived from the base seed and the item id: the same on every machine and shard layout."""
+    """A seed derived from the base seed and the item id: the same on every machine and worker layout."""
+    import hashlib
+
     return int(hashlib.sha256(f"{base_seed}:{item_id}".encode()).hexdigest()[:8], 16) % 2**31
 
 
-def parse_shard(text: str | None, env: Mapping[str, str] | None = None) -> tuple[int, int]:
-    """`K/N` (1-based), else SLURM array variables, else torchrun's RANK/WORLD_SIZE, else 1/1."""
-    env = os.environ if env is None else env
-    if text:
-        k, sep, n = text.partition("/")
-        if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
-            raise BadInput(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/8")
-        return int(k), int(n)
-    if "SLURM_ARRAY_TASK_ID" in env and "SLURM_ARRAY_TASK_COUNT" in env:
-        first = int(env.get("SLURM_ARRAY_TASK_MIN", "0"))
-        return int(env["SLURM_ARRAY_TASK_ID"]) - first + 1, int(env["SLURM_ARRAY_TASK_COUNT"])
-    if "RANK" in env and "WORLD_SIZE" in env:
-        return int(env["RANK"]) + 1, int(env["WORLD_SIZE"])
-    return 1, 1
+def parse_shard(text: str | None) -> tuple[int, int] | None:
+    """`--shard K/N` (1-based) for a static split; None (the default) lets workers share the whole queue."""
+    if not text:
+        return None
+    k, sep, n = text.partition("/")
+    if not sep or not k.isdigit() or not n.isdigit() or not 1 <= int(k) <= int(n):
+        raise BadInput(f"--shard {text!r}: expected K/N with 1 <= K <= N, e.g. --shard 2/8")
+    return int(k), int(n)
 
 
-def in_shard(item_id: str, shard: tuple[int, int]) -> bool:
+def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
     """Stable assignment by a hash of the id, independent of file order."""
+    import hashlib
+
+    if shard is None:
+        return True
     k, n = shard
     return int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % n == k - 1
 
 
 def item_config(config: RunConfig, item: Item) -> RunConfig:
-    """The run config for one item, per-item overrides validated like the config file's own keys."""
-    bad = sorted(set(item.overrides) & SESSION_KEYS)
+    """The run config for one item, per-item overrides validated like the config file's own keys. Load-time keys
+    cannot change per item (the models are loaded once): such an item fails, it is never silently run without."""
+    bad = sorted(set(item.overrides) & LOAD_TIME_KEYS)
     if bad:
-        raise BadInput(f"line {item.line}: {', '.join(bad)} cannot change per item (models are loaded once)")
+        raise BadInput(f"line {item.line}: {', '.join(bad)} cannot change per item (loaded once per worker; "
+                       f"run those items as a batch with their own config)")  # fmt: skip
     raw = {**config.to_dict(), **item.overrides}
     raw.pop("prompts")
     raw["prompt"] = item.prompt
@@ -129,18 +138,87 @@ def item_config(config: RunConfig, item: Item) -> RunConfig:
     return validate(raw, f"line {item.line}")
 
 
-def manifest_path(output_dir: str | os.PathLike, shard: tuple[int, int]) -> Path:
-    k, n = shard
-    return Path(output_dir) / ("manifest.jsonl" if n == 1 else f"manifest-{k}-of-{n}.jsonl")
+@dataclass
+class Batch:
+    """A prompts file made ready before any model loads: each item's config (or why it cannot run), seed and name."""
+
+    config: RunConfig
+    items: list[Item]  # the items this worker may take (its --shard, or all)
+    configs: dict[str, RunConfig | BadInput]
+    seeds: dict[str, int]
+    names: dict[str, str]
+    prompts_file: str = ""
+
+    @classmethod
+    def prepare(cls, config: RunConfig, items: list[Item], shard: tuple[int, int] | None = None,
+                prompts_file: str = "") -> Batch:  # fmt: skip
+        """Validate every item and name its output; a file name template that gives two items one name is refused
+        (exit 2), naming both lines."""
+        from fbgen.solvers import plan_run
+
+        configs: dict[str, RunConfig | BadInput] = {}
+        seeds, names, owners, tags = {}, {}, {}, {}
+        for item in items:
+            try:
+                configs[item.id] = cfg = item_config(config, item)
+            except BadInput as e:
+                configs[item.id], cfg = e, config
+            seeds[item.id] = seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
+            key = (cfg.schedule, cfg.boundaries, cfg.boundary_unit, cfg.steps, cfg.solver, cfg.shift, cfg.family)
+            if key not in tags:
+                tags[key] = plan_run(cfg)[1].tag()
+            names[item.id] = name = output_name(cfg.filename, prompt=item.prompt, seed=seed, schedule=tags[key],
+                                                steps=cfg.steps, index=item.index, id=item.id)  # fmt: skip
+            if name in owners:
+                raise BadInput(f"{config.source}: key 'filename': {cfg.filename!r} gives lines {owners[name].line} and "
+                               f"{item.line} the same output name {name!r}; include {{id}} in it")  # fmt: skip
+            owners[name] = item
+        mine = [i for i in items if in_shard(i.id, shard)]
+        return cls(config, mine, configs, seeds, names, prompts_file)
+
+    @property
+    def root(self) -> Path:
+        return Path(self.config.output_dir) / STATE_DIR
+
+    def write_index(self, all_items: list[Item]) -> None:
+        """`.fbgen/items.json`: what `fbgen status` checks the batch against (the latest prompts file wins)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        entries = [{"id": i.id, "line": i.line, "prompt": i.prompt, "name": self.names.get(i.id)} for i in all_items]
+        write_json(self.root / "items.json", {"prompts": self.prompts_file, "created": now(), "items": entries})
 
 
-def summary_path(output_dir: str | os.PathLike, shard: tuple[int, int]) -> Path:
-    k, n = shard
-    return Path(output_dir) / f"summary-{k}-of-{n}.json"
+# -- who is working ------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Worker:
+    """One process on the farm. `run` is shared by workers launched together (a SLURM job or array, a torchrun, a
+    --devices/--ray driver): `--force`/`--retry-failed` redo an item once per run, not once per worker. `group`:
+    launched as ranks that exit together (torchrun, `srun -n N`), so it waits for its peers' items before exiting."""
+
+    token: str
+    run: str
+    group: bool
+
+    @classmethod
+    def here(cls, env: Mapping[str, str] | None = None) -> Worker:
+        env = os.environ if env is None else env
+        token = env.get("FBGEN_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
+        token = re.sub(r"[^A-Za-z0-9._-]", "_", token)
+        torchrun = "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1")) > 1
+        srun = int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+        run = (env.get("FBGEN_RUN_ID") or env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
+               or (f"torchrun-{env['TORCHELASTIC_RUN_ID']}-{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"
+                   if torchrun else token))  # fmt: skip
+        return cls(token, run, torchrun or srun or env.get("FBGEN_GROUP") == "1")
+
+
+# -- records ---------------------------------------------------------------------------------------------------------
+def journal_path(output_dir: str | os.PathLike, worker: Worker) -> Path:
+    return Path(output_dir) / STATE_DIR / "journal" / f"{worker.token}.jsonl"
 
 
 def append_record(path: Path, record: Mapping[str, Any]) -> None:
     """One whole line per write, flushed to disk: a crash leaves complete lines (a torn last line is ignored)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
     line = (json.dumps(record, default=str) + "\n").encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
@@ -151,18 +229,20 @@ def append_record(path: Path, record: Mapping[str, Any]) -> None:
 
 
 def previous_records(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]:
-    """The last record per item id over every manifest in the dir (any shard layout); torn lines are skipped."""
+    """One record per item id over every worker's journal: the newest `done` one, else the newest `failed` one."""
     records: dict[str, dict[str, Any]] = {}
-    for path in sorted(Path(output_dir).glob("manifest*.jsonl")):
+    for path in sorted((Path(output_dir) / STATE_DIR / "journal").glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 record = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(record, dict) and "id" in record:
-                previous = records.get(record["id"])
-                if previous is None or previous.get("status") != "done" or record.get("status") == "done":
-                    records[record["id"]] = record
+            if not isinstance(record, dict) or "id" not in record:
+                continue
+            old = records.get(record["id"])
+            rank = (record.get("status") == "done", str(record.get("created", "")))
+            if old is None or rank >= (old.get("status") == "done", str(old.get("created", ""))):
+                records[record["id"]] = record
     return records
 
 
@@ -174,29 +254,57 @@ def is_complete(record: Mapping[str, Any] | None) -> bool:
     return mp4.is_file() and file_sha256(mp4) == record.get("sha256")
 
 
-def remove_leftovers(output_dir: Path, name: str) -> None:
-    """Temp files of an interrupted attempt at this item (the item belongs to this shard alone)."""
-    for leftover in output_dir.glob(f".{name}.*.partial.mp4"):
-        leftover.unlink(missing_ok=True)
+def write_manifest(output_dir: str | os.PathLike, items: list[Item]) -> None:
+    """`manifest.jsonl`: the current record of every item, in file order. Workers ending together may write it at
+    once: each rewrites it (atomically) until the journals stay unchanged under it, so the last one leaves it whole."""
+    path = Path(output_dir) / "manifest.jsonl"
+
+    def render() -> str:
+        records = previous_records(output_dir)
+        return "".join(json.dumps(records[i.id], default=str) + "\n" for i in items if i.id in records)
+
+    text = render()
+    for _ in range(10):
+        write_text_atomic(path, text)
+        again = render()
+        if again == text and path.read_text(encoding="utf-8") == text:
+            return
+        text = again
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+# -- the worker ------------------------------------------------------------------------------------------------------
 @dataclass
 class BatchSummary:
-    done: int = 0
-    skipped: int = 0
-    failed: int = 0
+    done: int = 0  # rendered by this worker
+    skipped: int = 0  # already done (earlier, or by another worker)
+    failed: list[dict[str, Any]] = field(default_factory=list)  # {id, line, error}: this run's or an earlier one's
+    elsewhere: list[str] = field(default_factory=list)  # ids other live workers were still rendering at the end
     wall_s: float = 0.0
-    encode_s: float = 0.0  # every prompt of the shard, up front, and freeing the text encoder
+    encode_s: float = 0.0  # every pending prompt, up front, and freeing the text encoder
     video_s: list[float] = field(default_factory=list)
     flops: float = 0.0
     large_only: float = 0.0
     executed: float = 0.0  # less than `flops` when a cache hook reused block work
 
+    @property
+    def exit_code(self) -> int:
+        """0 only if every item this worker could take is done; 1 if any failed (now or earlier, unless retried)."""
+        return 1 if self.failed else 0
+
     def to_dict(self) -> dict[str, Any]:
         mean = sum(self.video_s) / len(self.video_s) if self.video_s else None
         return {
-            "done": self.done, "skipped": self.skipped, "failed": self.failed, "wall_s": self.wall_s,
-            "encode_s": self.encode_s,
+            "done": self.done, "skipped": self.skipped, "failed": len(self.failed), "failed_items": self.failed,
+            "in_progress_elsewhere": self.elsewhere, "wall_s": self.wall_s, "encode_s": self.encode_s,
             "videos_per_hour": 3600 * self.done / self.wall_s if self.wall_s and self.done else 0.0,
             "mean_s_per_video": mean,
             "flops": self.flops, "large_only_flops": self.large_only, "executed_flops": self.executed,
@@ -204,76 +312,160 @@ class BatchSummary:
         }  # fmt: skip
 
 
-def run_batch(session: Any, items: list[Item], shard: tuple[int, int], force: bool = False,
-              retry_failed: bool = False) -> BatchSummary:  # fmt: skip
-    """Generate this shard's items with one loaded session; record every finished or failed item."""
+@dataclass
+class Options:
+    force: bool = False
+    retry_failed: bool = False
+    lease_s: float = LEASE_S
+
+
+def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log: Any = print) -> BatchSummary:
+    """Take items from the shared queue until none is left that this worker could render; record every finished or
+    failed item. A dead worker's item is taken over once its lease lapses; items other live workers hold are left
+    to them (a torchrun/srun rank waits for them, so no rank exits early)."""
     from fbgen.runner import uses_cfg
 
     start = time.perf_counter()
-    config: RunConfig = session.config
-    out_dir = Path(config.output_dir)
-    manifest = manifest_path(out_dir, shard)
-    previous = previous_records(out_dir)
+    out = Path(batch.config.output_dir)
+    claims = Claims(batch.root, worker.token, worker.run, options.lease_s)
+    journal = journal_path(out, worker)
+    records = previous_records(out)
+    complete = {i.id for i in batch.items if is_complete(records.get(i.id))}
     summary = BatchSummary()
-    todo = []
-    for item in (i for i in items if in_shard(i.id, shard)):
-        record = previous.get(item.id)
-        if not force and (is_complete(record) or (record and record.get("status") == "failed" and not retry_failed)):
-            summary.skipped += 1
-            continue
-        todo.append(item)
-    configs: dict[str, RunConfig | Exception] = {}
-    for item in todo:
-        try:
-            configs[item.id] = item_config(config, item)
-        except BadInput as e:
-            configs[item.id] = e
-    valid = [i for i in todo if isinstance(configs[i.id], RunConfig)]
-    cfg = any(uses_cfg(c) for c in configs.values() if isinstance(c, RunConfig))
-    prompts = [configs[i.id].prompts[0] for i in valid]
-    negatives = [configs[i.id].negative_prompt for i in valid]
-    t_encode = time.perf_counter()
-    encoded = session.family.encode(prompts, negatives, cfg) if valid else []
-    summary.encode_s = time.perf_counter() - t_encode
+
+    pending = [i for i in batch.items if options.force or i.id not in complete]
+    valid = [i for i in pending if isinstance(batch.configs[i.id], RunConfig)]
+    t0 = time.perf_counter()
+    cfg = any(uses_cfg(batch.configs[i.id]) for i in valid)
+    encoded = session.family.encode([i.prompt for i in valid], [batch.configs[i.id].negative_prompt for i in valid],
+                                    cfg) if valid else []  # fmt: skip
+    summary.encode_s = time.perf_counter() - t0
     conds = dict(zip([i.id for i in valid], encoded))
-    for index, item in enumerate(todo):
-        item_cfg = configs[item.id]
-        seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
-        base = {"id": item.id, "line": item.line, "prompt": item.prompt, "seed": seed}
-        try:
-            if isinstance(item_cfg, Exception):
-                raise item_cfg
-            t0 = time.perf_counter()
-            record = session.generate(item_cfg, item.prompt, conds[item.id], seed, index, len(todo),
-                                      cleanup=lambda name: remove_leftovers(out_dir, name))  # fmt: skip
-            summary.video_s.append(time.perf_counter() - t0)
-            summary.done += 1
-            summary.flops += record["flops"]["total"]
-            summary.large_only += record["flops"]["large_only"]
-            summary.executed += record["flops"]["executed"]
-            append_record(manifest, {**record, **base})
-        except KeyboardInterrupt:
-            raise
-        except Exception as e:  # OOM, NaN latents, write errors, bad overrides: record and go on
-            summary.failed += 1
-            error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-            append_record(manifest, {**base, "created": now(), "status": "failed", "error": error})
-            _free_cuda_cache()
+
+    # workers start at different points of the list, so they rarely race for the same item
+    offset = int(worker.token.encode().hex(), 16) % len(pending) if pending else 0
+    order = pending[offset:] + pending[:offset]
+    resolved: dict[str, str] = {i.id: "done" for i in batch.items if i.id not in {p.id for p in pending}}
+    heartbeat = Heartbeat(options.lease_s)
+    announced = False
+    try:
+        while True:
+            interrupts.check()
+            took, waiting, alive = False, [], []
+            generations = claims.generations()
+            fresh: dict[str, dict[str, Any]] | None = None
+            for item in order:
+                if item.id in resolved:
+                    continue
+                gen = generations.get(item.id, -1)
+                claim = None
+                if gen < 0:
+                    claim = claims.take(item.id, 0)
+                else:
+                    seen = claims.read(item.id, gen)
+                    if seen.state == "running":
+                        verdict = claims.observe(seen)
+                        if verdict == "stale":
+                            claim = claims.take(item.id, gen + 1)
+                            if claim:
+                                log(f"{item.id}: taking over from {seen.worker} (silent for {options.lease_s:g} s)")
+                        elif verdict == "alive":
+                            alive.append(item.id)
+                            continue
+                        else:
+                            waiting.append(item.id)
+                            continue
+                    elif seen.state == "released":
+                        claim = claims.take(item.id, gen + 1)
+                    elif seen.run == worker.run:
+                        resolved[item.id] = seen.state  # done or failed by a peer of this run: final for this run
+                        continue
+                    elif seen.state == "failed" and not options.retry_failed:
+                        resolved[item.id] = "failed"
+                        continue
+                    elif seen.state == "done" and not options.force:
+                        fresh = fresh if fresh is not None else previous_records(out)
+                        if is_complete(fresh.get(item.id)):
+                            resolved[item.id] = "done"
+                            continue
+                        claim = claims.take(item.id, gen + 1)  # its video is gone or damaged: render it again
+                    else:
+                        claim = claims.take(item.id, gen + 1)
+                if claim is None:
+                    waiting.append(item.id)  # another worker was faster; look again next pass
+                    continue
+                took = True
+                resolved[item.id] = _render(session, batch, item, claim, conds, journal, heartbeat, summary,
+                                            options, log)  # fmt: skip
+            if took:
+                continue
+            holders = waiting + (alive if worker.group else [])
+            if not holders:
+                summary.elsewhere = alive
+                break
+            if not announced:
+                log(f"waiting on {len(holders)} item(s) other workers hold (taken over if their lease lapses)")
+                announced = True
+            time.sleep(heartbeat.interval)
+    finally:
+        heartbeat.stop()
+
+    records = previous_records(out)
+    summary.skipped = sum(1 for i in batch.items if resolved.get(i.id) == "done") - summary.done
+    for item in batch.items:
+        if resolved.get(item.id) == "failed":
+            error = (records.get(item.id) or {}).get("error", "failed (no record)")
+            summary.failed.append({"id": item.id, "line": item.line, "error": error})
     summary.wall_s = time.perf_counter() - start
     return summary
 
 
-def run_shard(config: RunConfig, items: list[Item], shard: tuple[int, int], force: bool = False,
-              retry_failed: bool = False, progress: Any = None) -> dict[str, Any]:  # fmt: skip
-    """Load the models once and run one shard; writes `summary-K-of-N.json` and returns its data."""
-    from fbgen.manifest import write_json
-    from fbgen.runner import Session
-
-    session = Session.open(config, progress)
-    summary = run_batch(session, items, shard, force=force, retry_failed=retry_failed)
-    data = {**summary.to_dict(), "shard": list(shard), "manifest": str(manifest_path(config.output_dir, shard))}
-    write_json(summary_path(config.output_dir, shard), data)
-    return data
+def _render(session: Any, batch: Batch, item: Any, claim: Claim, conds: dict[str, Any], journal: Path,
+            heartbeat: Heartbeat, summary: BatchSummary, options: Options, log: Any) -> str:  # fmt: skip
+    """Render one claimed item and record it; returns its final state. Interrupts release the claim."""
+    out = Path(batch.config.output_dir)
+    base = {"id": item.id, "line": item.line, "prompt": item.prompt, "seed": batch.seeds[item.id],
+            "name": batch.names[item.id]}  # fmt: skip
+    if claim.gen > 0 and not options.force and is_complete(previous_records(out).get(item.id)):
+        claim.finish("done")  # a worker that died after recording it, before marking its claim
+        return "done"
+    for leftover in out.glob(f".{batch.names[item.id]}.*.partial.mp4"):  # of a dead holder: the item is ours now
+        leftover.unlink(missing_ok=True)
+    heartbeat.claim = claim
+    try:
+        item_cfg = batch.configs[item.id]
+        if isinstance(item_cfg, Exception):
+            raise item_cfg
+        t0 = time.perf_counter()
+        record = session.generate(item_cfg, item.prompt, conds[item.id], batch.seeds[item.id], item.index,
+                                  len(batch.items), name=batch.names[item.id])  # fmt: skip
+        if claim.superseded:
+            log(f"{item.id}: another worker took this item over while it was rendering; its record stands")
+            return "done"
+        summary.video_s.append(time.perf_counter() - t0)
+        summary.done += 1
+        summary.flops += record["flops"]["total"]
+        summary.large_only += record["flops"]["large_only"]
+        summary.executed += record["flops"]["executed"]
+        append_record(journal, {**record, **base, "worker": claim.worker, "run": claim.run})
+        claim.finish("done")
+        return "done"
+    except KeyboardInterrupt:
+        claim.finish("released")  # the next worker (or the rerun) takes it at once
+        raise
+    except Exception as e:  # OOM, NaN latents, write errors, bad overrides: record and go on (a full disk stops)
+        error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+        with contextlib.suppress(OSError):  # a full disk: the claim still says failed
+            append_record(journal, {**base, "created": now(), "status": "failed", "error": error,
+                                    "worker": claim.worker, "run": claim.run})  # fmt: skip
+        claim.finish("failed")
+        if isinstance(e, DiskFull):
+            raise
+        log(f"{item.id} (line {item.line}) failed: {error}")
+        _free_cuda_cache()
+        return "failed"
+    finally:
+        heartbeat.claim = None
 
 
 def _free_cuda_cache() -> None:
@@ -281,3 +473,24 @@ def _free_cuda_cache() -> None:
 
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def worker_summary_path(output_dir: str | os.PathLike, worker: Worker) -> Path:
+    return Path(output_dir) / STATE_DIR / "workers" / f"{worker.token}.json"
+
+
+def run_batch(config: RunConfig, batch: Batch, all_items: list[Item], worker: Worker, options: Options,
+              progress: Any = None) -> dict[str, Any]:  # fmt: skip
+    """One worker, start to end: load the models once, take items until the queue is drained, write this worker's
+    summary (`.fbgen/workers/<worker>.json`) and the batch's `manifest.jsonl`. Returns the summary."""
+    from fbgen.runner import NoProgress, Session
+
+    progress = progress or NoProgress()
+    session = Session.open(config, progress)
+    batch.write_index(all_items)
+    summary = run_worker(session, batch, worker, options, log=progress.phase)
+    data = {**summary.to_dict(), "worker": worker.token, "run": worker.run, "exit_code": summary.exit_code}
+    worker_summary_path(config.output_dir, worker).parent.mkdir(parents=True, exist_ok=True)
+    write_json(worker_summary_path(config.output_dir, worker), data)
+    write_manifest(config.output_dir, all_items)
+    return data

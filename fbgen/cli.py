@@ -6,21 +6,24 @@ only with --debug.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import sys
-import traceback
-from collections.abc import Callable
-from pathlib import Path
-from typing import Annotated, Any
+from fbgen import interrupts
 
-import typer
-from rich.console import Console
-from rich.table import Table
+interrupts.install()  # first, before the heavy imports: pre-emption during start-up is an interruption too
 
-import fbgen
-from fbgen.errors import EXIT_INTERRUPTED, FbgenError
+import json  # noqa: E402
+import os  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Annotated, Any  # noqa: E402
+
+import typer  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+import fbgen  # noqa: E402
+from fbgen.errors import EXIT_INTERRUPTED, FbgenError  # noqa: E402
 
 app = typer.Typer(
     name="fbgen",
@@ -55,29 +58,33 @@ def _root(
 
 
 def _guarded(debug: bool, body: Callable[[], int]) -> None:
-    """Run a command body, turning known failures into one line and an exit code."""
-    signal.signal(signal.SIGTERM, _raise_interrupt)
+    """Run a command body, turning known failures into one line and an exit code. A SIGTERM/SIGINT that came at any
+    point is exit 130, even if some library swallowed its KeyboardInterrupt."""
+    interrupts.install()
     try:
+        interrupts.check()
         code = body()
+        interrupts.check()
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
     except FbgenError as e:
         if debug:
             traceback.print_exc()
         print(f"fbgen: error: {e}", file=sys.stderr)
-        raise typer.Exit(e.exit_code) from None
-    except KeyboardInterrupt:
-        print("fbgen: interrupted; no partial file was left under a final name", file=sys.stderr)
-        raise typer.Exit(EXIT_INTERRUPTED) from None
-    except Exception as e:  # an fbgen bug or an unexpected library failure
+        code = e.exit_code
+    except BaseException as e:  # an fbgen bug or an unexpected library failure (or one a signal caused)
+        if isinstance(e, SystemExit) and not interrupts.interrupted():
+            raise
         if debug:
             traceback.print_exc()
         first = str(e).splitlines()[0] if str(e) else ""
-        print(f"fbgen: error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
-        raise typer.Exit(1) from None
+        if not interrupts.interrupted():
+            print(f"fbgen: error: {type(e).__name__}: {first} (rerun with --debug for the traceback)", file=sys.stderr)
+        code = 1
+    if interrupts.interrupted():
+        print("fbgen: interrupted; no partial file was left under a final name", file=sys.stderr)
+        code = EXIT_INTERRUPTED
     raise typer.Exit(code)
-
-
-def _raise_interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
 
 
 @app.command()
@@ -99,9 +106,10 @@ def run(
     def body() -> int:
         from fbgen.config import load_config
         from fbgen.reporting import summary_table
-        from fbgen.runner import Session
+        from fbgen.runner import Session, prompt_names
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
+        prompt_names(cfg)  # two prompts that would share a file name: refused before anything loads
         console, tty, progress = _progress(quiet, json_)
         with progress:
             session = Session.open(cfg, progress)
@@ -130,14 +138,21 @@ def batch(
     set_: SetOption = None,
     schedule: ScheduleOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (overrides output_dir).")] = None,
-    shard: Annotated[str | None, typer.Option("--shard", help="K/N (1-based); default from SLURM or torchrun.")] = None,
-    force: Annotated[bool, typer.Option("--force", help="Redo items that are already done.")] = False,
-    retry_failed: Annotated[bool, typer.Option("--retry-failed", help="Redo items recorded as failed.")] = False,
+    shard: Annotated[
+        str | None, typer.Option("--shard", help="K/N (1-based): a static split. Default: share the whole queue.")
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Redo items that are already done (once per run).")] = False,
+    retry_failed: Annotated[
+        bool, typer.Option("--retry-failed", help="Redo items recorded as failed (once per run).")
+    ] = False,
+    lease: Annotated[
+        float, typer.Option("--lease", min=1.0, help="Seconds without a heartbeat before an item is taken over.")
+    ] = 120.0,
     devices: Annotated[
         str | None, typer.Option("--devices", help="GPUs of this machine, e.g. 0,1,2,3 or all: one worker each.")
     ] = None,
     ray: Annotated[
-        str | None, typer.Option("--ray", help="Run on a Ray cluster: auto, ray://host:port or local.")
+        str | None, typer.Option("--ray", help="Run on a Ray cluster: auto, host:port, ray://host:port or local.")
     ] = None,
     workers: Annotated[
         int | None, typer.Option("--workers", min=1, help="With --ray: number of actors (default: one per GPU).")
@@ -146,19 +161,21 @@ def batch(
     quiet: QuietOption = False,
     debug: DebugOption = False,
 ) -> None:
-    """Generate many prompts with models loaded once; resumable, shardable, one failure never stops the batch.
+    """Render every prompt exactly once, with models loaded once per worker. Start as many workers as you like on
+    the same prompts and output dir (SLURM arrays, srun, torchrun, shells): they share the queue.
 
-    Exit 0 when every item of the shard is done, 1 when any failed, 2 bad input, 3 missing model, 130 interrupted.
+    Exit 0 only when every item is done; 1 when any failed (now or earlier; see --retry-failed) or is missing;
+    2 bad input, 3 missing model, 130 interrupted. `fbgen status OUT_DIR` tells where a batch stands.
 
-    Example: fbgen batch prompts/examples.txt --config configs/demo.yaml --shard 1/4 --devices 0,1
+    Example: fbgen batch prompts/examples.txt --config configs/demo.yaml --devices 0,1
     """
 
     def body() -> int:
-        from fbgen.batch import parse_shard, read_prompts, run_shard, summary_path
+        from fbgen.batch import Batch, Options, Worker, parse_shard, read_prompts, run_batch
         from fbgen.config import load_config
         from fbgen.errors import BadInput
-        from fbgen.manifest import write_json
         from fbgen.reporting import batch_table
+        from fbgen.status import batch_status
         from fbgen.workers import combine, parse_devices, run_local, run_ray
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
@@ -168,28 +185,83 @@ def batch(
             raise BadInput("--devices and --ray exclude each other (Ray places one actor per GPU itself)")
         if workers and not ray:
             raise BadInput("--workers goes with --ray (with --devices, one worker per listed GPU)")
+        the_batch = Batch.prepare(cfg, items, the_shard, str(prompts))  # names checked before any model loads
+        options = Options(force, retry_failed, lease)
         console, tty, progress = _progress(quiet, json_)
         if ray:
-            summaries, code = run_ray(ray, cfg, items, the_shard, workers, force, retry_failed, quiet or json_)
-            data = {**combine(summaries), "shard": list(the_shard)}
+            summaries, code = run_ray(ray, cfg, the_batch, items, workers, options, quiet or json_, progress.phase)
+            data = combine(summaries)
         elif devices:
             child = [str(prompts), "--config", str(config), *(a for s in set_ or [] for a in ("--set", s))]
             child += ["--schedule", schedule] if schedule else []
             child += ["--out", str(out)] if out else []
-            child += ["--force"] * force + ["--retry-failed"] * retry_failed + ["--quiet"] * (quiet or json_)
-            summaries, code = run_local(child, cfg, parse_devices(devices), the_shard)
-            data = {**combine(summaries), "shard": list(the_shard)}
+            child += ["--shard", shard] if shard else []
+            child += ["--force"] * force + ["--retry-failed"] * retry_failed + ["--lease", str(lease)]
+            child += ["--quiet"] * (quiet or json_)
+            summaries, code = run_local(child, cfg, parse_devices(devices))
+            data = combine(summaries)
         else:
             with progress:
-                data = run_shard(cfg, items, the_shard, force, retry_failed, progress)
-            code = 1 if data["failed"] else 0
-        write_json(summary_path(cfg.output_dir, the_shard), data)
+                data = run_batch(cfg, the_batch, items, Worker.here(), options, progress)
+            code = data["exit_code"]
+        if ray or devices:  # the drivers judge the batch from its files once every worker has ended
+            state = batch_status(cfg.output_dir)
+            mine = {i.id for i in the_batch.items}
+            data["failed_items"] = [f for f in state["items"]["failed"] if f["id"] in mine]
+            data["missing_items"] = [m for m in state["items"]["missing"] + state["items"]["in_progress"]
+                                     if m["id"] in mine]  # fmt: skip
+            data["failed"] = len(data["failed_items"])
+            if code == 0 and (data["failed_items"] or data["missing_items"]):
+                code = 1
+            for item in data["missing_items"]:
+                print(f"fbgen: item {item['id']} (line {item['line']}) was not rendered", file=sys.stderr)
+        for item in data["failed_items"]:
+            print(f"fbgen: item {item['id']} (line {item['line']}) failed: {item['error']}", file=sys.stderr)
         if json_:
             print(json.dumps({"exit_code": code, **data}, indent=2))
         elif tty:
             console.print(batch_table(data))
         elif not quiet:
-            progress.log(f"batch done: {json.dumps({k: v for k, v in data.items() if k != 'workers'})}")
+            progress.log(f"batch done: {json.dumps({k: v for k, v in data.items() if k not in _LONG_KEYS})}")
+        return code
+
+    _guarded(debug, body)
+
+
+_LONG_KEYS = ("workers", "failed_items", "missing_items", "in_progress_elsewhere")
+
+
+@app.command()
+def status(
+    out_dir: Annotated[Path, typer.Argument(help="A batch's output directory.", show_default=False)],
+    json_: JsonOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Where a batch stands: done, failed, in progress and missing items, from its files alone.
+
+    Exit 0 only when every item is done (the gate before publishing), 1 otherwise, 2 if OUT_DIR is not a batch.
+
+    Example: fbgen status /shared/renders/run1 && publish.sh /shared/renders/run1
+    """
+
+    def body() -> int:
+        from fbgen.status import STATES, batch_status
+
+        state = batch_status(out_dir)
+        code = 0 if state["complete"] else 1
+        if json_:
+            print(json.dumps({"exit_code": code, **state}, indent=2))
+            return code
+        print(f"{state['output_dir']}: {state['total']} items: " + ", ".join(f"{state[s]} {s.replace('_', ' ')}"
+                                                                             for s in STATES))  # fmt: skip
+        for entry in state["items"]["failed"]:
+            print(f"failed: {entry['id']} (line {entry['line']}): {entry['error']}")
+        for entry in state["items"]["in_progress"]:
+            age = entry["last_heartbeat_s"]
+            print(f"in progress: {entry['id']} (line {entry['line']}) on {entry['worker']}"
+                  + ("" if age is None else f", last heartbeat {age:.0f} s ago"))  # fmt: skip
+        for entry in state["items"]["missing"]:
+            print(f"missing: {entry['id']} (line {entry['line']}): {entry['why']}")
         return code
 
     _guarded(debug, body)

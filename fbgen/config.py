@@ -24,8 +24,8 @@ OFFLOADS = ("none", "idle", "group")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 BOUNDARY_UNITS = ("fraction", "step", "sigma")
 MODEL_ALIASES = {"large": "L", "small": "S", "medium": "M"}
-FILENAME_FIELDS = ("slug", "seed", "schedule", "steps", "index")
-DEFAULT_FILENAME = "{slug}-{seed}-{schedule}"
+FILENAME_FIELDS = ("slug", "id", "seed", "schedule", "steps", "index")
+DEFAULT_FILENAME = "{slug}-{id}-{seed}-{schedule}"  # the id makes names unique per item
 PAPER_BOUNDARIES = (0.4, 0.8)  # LSL at 40/40/20 (FlowBlending paper)
 
 KEYS = (

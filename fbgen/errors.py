@@ -21,4 +21,16 @@ class ModelError(FbgenError):
     exit_code = 3
 
 
+class DiskFull(FbgenError):
+    """The output storage is full: the batch stops (exit 1); nothing truncated is left under a final name."""
+
+    exit_code = 1
+
+
+class WriteError(FbgenError):
+    """A video could not be written or did not decode back whole: that item fails, its partial file is removed."""
+
+    exit_code = 1
+
+
 EXIT_OK, EXIT_ITEMS_FAILED, EXIT_BAD_INPUT, EXIT_MODEL, EXIT_INTERRUPTED = 0, 1, 2, 3, 130

@@ -106,11 +106,13 @@ def summary_table(records: list[dict[str, Any]]) -> Table:
 
 
 def batch_table(data: dict[str, Any]) -> Table:
-    table = Table(title=f"fbgen batch, shard {data['shard'][0]}/{data['shard'][1]}")
-    for column in ("done", "skipped", "failed", "videos/hour", "mean s/video", "FLOPs saved vs large-only"):
+    workers = len(data.get("workers", [])) or 1
+    table = Table(title=f"fbgen batch, {workers} worker(s)")
+    for column in ("rendered", "already done", "failed", "videos/hour", "mean s/video", "FLOPs saved vs large-only"):
         table.add_column(column, justify="right")
     mean, saved = data["mean_s_per_video"], data["flops_saved"]
-    table.add_row(str(data["done"]), str(data["skipped"]), str(data["failed"]), f"{data['videos_per_hour']:.1f}",
+    skipped = data.get("skipped", "-")
+    table.add_row(str(data["done"]), str(skipped), str(data["failed"]), f"{data['videos_per_hour']:.1f}",
                   "-" if mean is None else f"{mean:.2f}", "-" if saved is None else f"{100 * saved:.1f}%")  # fmt: skip
     return table
 

@@ -25,7 +25,7 @@ from fbgen.errors import BadInput, FbgenError, ModelError
 from fbgen.families import FAMILIES, load_adapter
 from fbgen.flops import executed_flops, plan_flops
 from fbgen.manifest import environment, now, write_json
-from fbgen.naming import output_name
+from fbgen.naming import content_id, output_name, unique_ids
 from fbgen.residency import Residency
 from fbgen.sampler import guided, sample
 from fbgen.schedule import Plan
@@ -224,8 +224,8 @@ class Session:
         encoded = self.family.encode(list(config.prompts), config.negative_prompt, uses_cfg(config))
         encode_s = (time.perf_counter() - start) / len(config.prompts)
         return [
-            self.generate(config, prompt, cond, config.seed, index, len(config.prompts), encode_s=encode_s)
-            for index, (prompt, cond) in enumerate(zip(config.prompts, encoded))
+            self.generate(config, prompt, cond, config.seed, index, len(config.prompts), encode_s=encode_s, name=name)
+            for index, (prompt, cond, name) in enumerate(zip(config.prompts, encoded, prompt_names(config)))
         ]
 
     def denoise(self, config: RunConfig, plan: Plan, scheduler: Any, cond: Any, seed: int
@@ -259,17 +259,15 @@ class Session:
         return executed_flops(flops, skipped)
 
     def generate(self, config: RunConfig, prompt: str, cond: Any, seed: int, index: int = 0, total: int = 1,
-                 encode_s: float = 0.0, cleanup: Callable[[str], None] | None = None) -> dict[str, Any]:  # fmt: skip
+                 encode_s: float = 0.0, name: str | None = None) -> dict[str, Any]:  # fmt: skip
         """One video: noise from `seed`, the staged loop over the plan, decode, MP4, manifest. Returns the record."""
         t_start = time.perf_counter()
         scheduler, plan = plan_run(config, str(self.device))
         flops = plan_flops_for(config, plan, self.sources)
-        name = output_name(config.filename, prompt=prompt, seed=seed, schedule=plan.tag(), steps=config.steps,
-                           index=index)  # fmt: skip
+        name = name or output_name(config.filename, prompt=prompt, seed=seed, schedule=plan.tag(),
+                                   steps=config.steps, index=index, id=content_id(prompt))  # fmt: skip
         out_dir = Path(config.output_dir)
         mp4, manifest = out_dir / f"{name}.mp4", out_dir / f"{name}.json"
-        if cleanup is not None:
-            cleanup(name)
         self.progress.item_start(index, total, name, plan)
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -345,6 +343,21 @@ class Session:
         write_json(manifest, record)
         self.progress.item_end(record)
         return record
+
+
+def prompt_names(config: RunConfig) -> list[str]:
+    """The output names of a config's prompts (ids as a .txt batch gives them); two prompts that would share a name
+    under the `filename` template are refused before anything loads."""
+    tag = plan_run(config)[1].tag()
+    names: dict[str, int] = {}
+    for index, (prompt, item_id) in enumerate(zip(config.prompts, unique_ids([content_id(p) for p in config.prompts]))):
+        name = output_name(config.filename, prompt=prompt, seed=config.seed, schedule=tag, steps=config.steps,
+                           index=index, id=item_id)  # fmt: skip
+        if name in names:
+            raise BadInput(f"{config.source}: key 'filename': {config.filename!r} gives prompts {names[name] + 1} and "
+                           f"{index + 1} the same output name {name!r}; include {{id}} in it")  # fmt: skip
+        names[name] = index
+    return list(names)
 
 
 def accelerate(models: Mapping[str, Any], config: RunConfig) -> dict[str, WorkTally]:

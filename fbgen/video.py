@@ -1,12 +1,21 @@
-"""Frames → MP4 (H.264, yuv420p) through imageio-ffmpeg, written to a temp name and renamed into place."""
+"""Frames → MP4 (H.264, yuv420p) with imageio-ffmpeg's ffmpeg, verified and then renamed into place.
+
+imageio-ffmpeg's own writer does not check ffmpeg's exit status (a full disk gives a truncated file), so the
+encoder runs as a subprocess whose status and output are checked, and the file is decoded back before its rename."""
 
 from __future__ import annotations
 
+import errno
 import os
+import subprocess
 from pathlib import Path
 
 import imageio_ffmpeg
 import numpy as np
+
+from fbgen.errors import DiskFull, WriteError
+
+CRF = 10  # H.264 quality (lower is better; 10 is near lossless, what imageio's quality=8 gave)
 
 
 def partial_path(path: Path) -> Path:
@@ -15,25 +24,72 @@ def partial_path(path: Path) -> Path:
 
 
 def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int) -> Path:
-    """Encode uint8 frames (F, H, W, 3); a crash or Ctrl-C leaves no file under `path`, only no file at all."""
+    """Encode uint8 frames (F, H, W, 3) to a temp file, verify it (ffmpeg's exit status, then a decode that counts
+    every frame) and only then rename it into place, synced. A crash, Ctrl-C, a full disk or a failing encoder
+    leaves no file under `path`: a full disk raises DiskFull, any other failure WriteError."""
     path = Path(path)
     frames = _even(np.asarray(frames, dtype=np.uint8))
-    _, height, width, _ = frames.shape
+    count, height, width, _ = frames.shape
     tmp = partial_path(path)
-    writer = imageio_ffmpeg.write_frames(
-        str(tmp), (width, height), fps=fps, codec="libx264", pix_fmt_in="rgb24", pix_fmt_out="yuv420p",
-        macro_block_size=1, quality=8, ffmpeg_log_level="error", output_params=["-movflags", "+faststart"],
-    )  # fmt: skip
+    command = [
+        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+        "-crf", str(CRF), "-movflags", "+faststart", str(tmp),
+    ]  # fmt: skip
     try:
-        writer.send(None)
-        for frame in frames:
-            writer.send(np.ascontiguousarray(frame))
-        writer.close()
+        data = b"".join(np.ascontiguousarray(frame).tobytes() for frame in frames)
+        # its own session: a Ctrl-C on the terminal reaches fbgen, which stops ffmpeg itself after cleaning up
+        proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                start_new_session=True)  # fmt: skip
+        try:
+            _, err = proc.communicate(data)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        message = err.decode(errors="replace").strip().splitlines()
+        if proc.returncode != 0:
+            _raise_write_error(path, f"ffmpeg exited with {proc.returncode}: {message[-1] if message else ''}")
+        decoded = _decoded_frames(tmp)
+        if decoded != count:
+            _raise_write_error(path, f"the written file decodes to {decoded} of {count} frames")
+        _fsync(tmp)
         os.replace(tmp, path)
+        _fsync(path.parent)
+    except OSError as e:
+        _raise_write_error(path, str(e), e.errno)
     finally:
-        writer.close()  # ffmpeg must exit before its file is removed, or it re-creates it
         tmp.unlink(missing_ok=True)
     return path
+
+
+def _decoded_frames(path: Path) -> int:
+    try:
+        return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
+    except RuntimeError:  # undecodable
+        return 0
+
+
+def _raise_write_error(path: Path, detail: str, code: int | None = None) -> None:
+    if code == errno.ENOSPC or os.strerror(errno.ENOSPC) in detail or _disk_full(path.parent):
+        raise DiskFull(f"{path.parent}: no space left on device while writing {path.name}; free space, then rerun "
+                       f"(add --retry-failed for the item recorded as failed)")  # fmt: skip
+    raise WriteError(f"{path.name}: {detail}")
+
+
+def _disk_full(directory: Path) -> bool:
+    try:
+        return os.statvfs(directory).f_bavail == 0
+    except OSError:
+        return False
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def read_mp4(path: str | os.PathLike) -> tuple[np.ndarray, dict]:

@@ -1,15 +1,17 @@
 """One batch over several workers: one process per local GPU (`--devices`), or one Ray actor per GPU (`--ray`).
 
-Each worker loads the models once and runs a sub-shard: shard K/N over D workers becomes shards (K-1)·D+j / N·D,
-j = 1..D. Every item of the whole batch lands in exactly one sub-shard for any K, N and D, and each worker appends
-to its own `manifest-<k>-of-<N·D>.jsonl`, so ids, seeds, resume and manifests are exactly those of `fbgen batch`.
-The exit code is the most serious of the workers': 130 interrupted > 3 model > 2 bad input > 1 failed items > 0.
+The workers drain the same queue as any other `fbgen batch` on the output dir (claims and leases, `fbgen.batch`),
+so nothing is split up front: a worker that dies leaves its item to the others once its lease lapses. They share
+one run id (so `--force` redoes each item once) and, since the driver waits for all of them anyway, each waits for
+its peers' items before it ends, taking over any whose worker died. The driver's exit code comes from the batch
+itself once every worker has ended: 130 interrupted > 3 model > 2 bad input > 1 items failed or missing > 0.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -17,29 +19,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fbgen.batch import Item, run_shard, summary_path
+from fbgen import interrupts
+from fbgen.batch import Batch, Item, Options, Worker, run_batch, worker_summary_path
 from fbgen.config import RunConfig
 from fbgen.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, BadInput, FbgenError
 
-SEVERITY = (EXIT_INTERRUPTED, EXIT_MODEL, EXIT_BAD_INPUT, 1)
-
-
-def sub_shards(shard: tuple[int, int], workers: int) -> list[tuple[int, int]]:
-    k, n = shard
-    return [((k - 1) * workers + j, n * workers) for j in range(1, workers + 1)]
-
-
-def worker_shards(config: RunConfig, shard: tuple[int, int], workers: int) -> list[tuple[int, int]]:
-    """The workers' sub-shards, with any summary a previous run left for them removed: a stale summary must not
-    stand in for a worker that dies before writing its own."""
-    shards = sub_shards(shard, workers)
-    for s in shards:
-        summary_path(config.output_dir, s).unlink(missing_ok=True)
-    return shards
+SEVERITY = (EXIT_INTERRUPTED, EXIT_MODEL, EXIT_BAD_INPUT)
 
 
 def worst(codes: Sequence[int]) -> int:
-    """The exit code a farm script should see: a worker killed by a signal counts as failed items (resumable)."""
+    """The most serious of the workers' exit codes; a worker killed by a signal counts as failed items."""
     for code in SEVERITY:
         if code in codes:
             return code
@@ -72,21 +61,27 @@ def physical_device(index: str, env: dict[str, str]) -> str:
     return visible[int(index)]
 
 
-def run_local(batch_args: list[str], config: RunConfig, devices: list[str], shard: tuple[int, int]
-              ) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+def driver_run(parent: Worker) -> str:
+    """The run id the driver's workers share: the farm's (SLURM job, torchrun) if there is one, else a new one."""
+    return parent.run if parent.run != parent.token else f"driver-{parent.token}"
+
+
+def run_local(batch_args: list[str], config: RunConfig, devices: list[str]) -> tuple[list[dict[str, Any]], int]:
     """One `fbgen batch` process per GPU, each seeing only its GPU (CUDA_VISIBLE_DEVICES); SIGTERM/SIGINT is passed
-    on to all of them. `batch_args` are the parent's arguments minus --devices/--shard/--json."""
+    on to all of them. `batch_args` are the parent's arguments minus --devices/--json."""
     if config.device.startswith("cuda:"):
         raise BadInput(f"{config.source}: key 'device': with --devices each worker sees one GPU; use device: auto "
                        f"or cuda, not {config.device}")  # fmt: skip
-    shards = worker_shards(config, shard, len(devices))
+    parent = Worker.here()
+    run = driver_run(parent)
     gpus = [physical_device(d, dict(os.environ)) for d in devices]
+    workers = [Worker(f"gpu{gpu}-{parent.token}", run, True) for gpu in gpus]
     procs = []
-    for device, (k, n) in zip(gpus, shards):
-        env = {**os.environ, "CUDA_VISIBLE_DEVICES": device, "FBGEN_WORKER": f"gpu{device}"}
-        cmd = [sys.executable, "-m", "fbgen", "batch", *batch_args, "--shard", f"{k}/{n}"]
-        procs.append(subprocess.Popen(cmd, env=env))
     try:
+        for gpu, worker in zip(gpus, workers):
+            env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "FBGEN_WORKER": f"gpu{gpu}",
+                   "FBGEN_WORKER_ID": worker.token, "FBGEN_RUN_ID": run, "FBGEN_GROUP": "1"}  # fmt: skip
+            procs.append(subprocess.Popen([sys.executable, "-m", "fbgen", "batch", *batch_args], env=env))
         codes = [p.wait() for p in procs]
     except KeyboardInterrupt:
         for p in procs:
@@ -95,49 +90,63 @@ def run_local(batch_args: list[str], config: RunConfig, devices: list[str], shar
         for p in procs:
             p.wait()
         raise
-    return [_read_summary(config, s) for s in shards], worst(codes)
+    return [_read_summary(config, w) for w in workers], worst(codes)
 
 
-def run_ray(address: str, config: RunConfig, items: list[Item], shard: tuple[int, int], workers: int | None,
-            force: bool, retry_failed: bool, quiet: bool = False) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
-    """One Ray actor per GPU of the cluster (or `workers` actors), each loading the models once. The output dir
-    must be storage every node sees (NFS, a shared volume); `address` is `auto`, `ray://host:port` or `local`."""
+def run_ray(address: str, config: RunConfig, batch: Batch, all_items: list[Item], workers: int | None,
+            options: Options, quiet: bool = False, log: Any = print) -> tuple[list[dict[str, Any]], int]:  # fmt: skip
+    """One Ray actor per free GPU of the cluster (or `workers` actors, as many as fit), each loading the models once.
+    The output dir must be storage every node sees (NFS, a shared volume); `address` is `auto`, `host:port`,
+    `ray://host:port` (Ray Client) or `local` (a new single-machine cluster, never an existing one)."""
     try:
         import ray
     except ImportError:
         raise BadInput("--ray needs Ray: pip install 'fbgen[ray]'") from None
     try:
-        ray.init(address=None if address == "local" else address, log_to_driver=not quiet, configure_logging=False)
+        ray.init(address=address, log_to_driver=not quiet, configure_logging=False)
     except (ConnectionError, RuntimeError, ValueError) as e:
         raise BadInput(f"--ray {address}: cannot connect ({str(e).splitlines()[0]}); start a cluster with "
                        f"`ray start --head`, give its address, or use --ray local") from None  # fmt: skip
+    finally:
+        interrupts.install()  # ray.init replaces the SIGTERM handler with one that aborts the driver
     try:
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        count = workers or gpus or 1
-        actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(BatchActor)
-        shards = worker_shards(config, shard, count)
-        actors = [actor.remote(config, quiet) for _ in shards]
-        pending = [a.run.remote(items, s, force, retry_failed) for a, s in zip(actors, shards)]
+        kind = "GPU" if gpus else "CPU"
+        free = int(ray.available_resources().get(kind, 0))
+        wanted = workers or gpus or 1
+        count = min(wanted, free)
+        if count == 0:
+            raise BadInput(f"--ray {address}: the cluster has no free {kind} for a worker (all "
+                           f"{int(ray.cluster_resources().get(kind, 0))} are in use)")  # fmt: skip
+        if count < wanted:
+            log(f"starting {count} of {wanted} Ray workers: the cluster has {free} free {kind} slot(s)")
+        actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(BatchActor)
+        run = driver_run(Worker.here())
+        names = [Worker(f"ray{k}-{secrets.token_hex(3)}", run, True) for k in range(count)]
+        actors = [actor.remote(config, quiet) for _ in names]
+        refs = [a.run.remote(batch, all_items, w, options) for a, w in zip(actors, names)]
         results, codes, errors = [], [], []
-        for ref, s in zip(pending, shards):
+        for ref, worker in zip(refs, names):
             try:
                 results.append(ray.get(ref))
-                codes.append(1 if results[-1]["failed"] else 0)
+                codes.append(results[-1]["exit_code"])
             except (ray.exceptions.RayTaskError, ray.exceptions.RayActorError) as e:
                 cause = getattr(e, "cause", None)
-                error = cause if isinstance(cause, FbgenError) else FbgenError(f"worker {s[0]}/{s[1]}: {e}")
+                error = cause if isinstance(cause, FbgenError) else FbgenError(f"worker {worker.token}: {e}")
+                if isinstance(e, ray.exceptions.RayActorError):
+                    log(f"Ray worker {worker.token} died; its item is taken over by the others when its lease lapses")
                 errors.append(error)
                 codes.append(error.exit_code)
-                results.append(_read_summary(config, s))
-        if errors and len(errors) == len(shards):
+                results.append(_read_summary(config, worker))
+        if errors and len(errors) == len(names):
             raise errors[0]  # every actor failed (a missing model, say): one clear line and its exit code
-        return results, worst(codes)
-    finally:  # also on Ctrl-C/SIGTERM: kills the actors; their temp files are cleaned by the next run
+        return results, worst(c for c in codes if c != 1)  # items are judged from the files by the caller
+    finally:  # also on Ctrl-C/SIGTERM: kills the actors; their claims are released when their leases lapse
         ray.shutdown()
 
 
 class BatchActor:
-    """A Ray actor: models loaded once on its GPU, then its sub-shard of the batch."""
+    """A Ray actor: models loaded once on its GPU, then items from the shared queue until none is left."""
 
     def __init__(self, config: RunConfig, quiet: bool):
         from fbgen.reporting import LogProgress, QuietProgress, quiet_libraries
@@ -145,8 +154,8 @@ class BatchActor:
         quiet_libraries()
         self.config, self.progress = config, QuietProgress() if quiet else LogProgress()
 
-    def run(self, items: list[Item], shard: tuple[int, int], force: bool, retry_failed: bool) -> dict[str, Any]:
-        return run_shard(self.config, items, shard, force, retry_failed, self.progress)
+    def run(self, batch: Batch, all_items: list[Item], worker: Worker, options: Options) -> dict[str, Any]:
+        return run_batch(self.config, batch, all_items, worker, options, self.progress)
 
 
 def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
@@ -154,20 +163,19 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     done = sum(s.get("done", 0) for s in summaries)
     wall = max((s.get("wall_s", 0.0) for s in summaries), default=0.0)
     video_s = sum((s.get("mean_s_per_video") or 0.0) * s.get("done", 0) for s in summaries)
-    flops, large = sum(s.get("flops", 0.0) for s in summaries), sum(s.get("large_only_flops", 0.0) for s in summaries)
+    total = {k: sum(s.get(k, 0.0) for s in summaries) for k in ("flops", "large_only_flops", "executed_flops")}
     return {
-        "done": done, "skipped": sum(s.get("skipped", 0) for s in summaries),
-        "failed": sum(s.get("failed", 0) for s in summaries), "wall_s": wall,
+        "done": done, "wall_s": wall,
         "videos_per_hour": 3600 * done / wall if wall and done else 0.0,
-        "mean_s_per_video": video_s / done if done else None, "flops": flops, "large_only_flops": large,
-        "flops_saved": 1 - flops / large if large else None,
+        "mean_s_per_video": video_s / done if done else None, **total,
+        "flops_saved": 1 - total["flops"] / total["large_only_flops"] if total["large_only_flops"] else None,
         "workers": summaries,
     }  # fmt: skip
 
 
-def _read_summary(config: RunConfig, shard: tuple[int, int]) -> dict[str, Any]:
-    path = summary_path(config.output_dir, shard)
+def _read_summary(config: RunConfig, worker: Worker) -> dict[str, Any]:
+    path = worker_summary_path(config.output_dir, worker)
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
-        return {"shard": list(shard), "done": 0, "skipped": 0, "failed": 0, "error": "worker wrote no summary"}
+        return {"worker": worker.token, "done": 0, "error": "worker wrote no summary"}

@@ -6,10 +6,15 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # tests never touch the network
 os.environ.setdefault("FBGEN_CACHE", "/tmp/fbgen-test-cache")
+# one torch thread per test worker (and per fbgen process a test starts): xdist's workers x torch's default threads
+# oversubscribe a small machine and make the suite several times slower under load
+os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")

@@ -39,7 +39,21 @@ def test_prompt_text_never_becomes_a_path():
     evil = "../../etc/passwd; rm -rf / && echo $HOME\n" + "x" * 500
     slug = slugify(evil)
     assert "/" not in slug and "." not in slug and len(slug) <= 49
-    name = output_name("{slug}-{seed}-{schedule}", prompt=evil, seed=1, schedule="LSL-20-40-n50", steps=50, index=0)
-    assert "/" not in name and not name.startswith(".") and len(name) <= 180
-    assert slugify("A cat!") != slugify("a cat?")  # distinct prompts never share a name
-    assert slugify("日本語") == slugify("日本語") and len(slugify("日本語")) == 8
+    name = output_name("{slug}-{id}-{seed}-{schedule}", prompt=evil, seed=1, schedule="LSL-20-40-n50", steps=50,
+                       index=0, id="a1b2")  # fmt: skip
+    assert "/" not in name and not name.startswith(".") and len(name) <= 180 and "-a1b2-1-LSL" in name
+    assert slugify("日本語") == "prompt"  # no words: the id, not the slug, makes the name unique
+
+
+def test_a_failing_encoder_leaves_no_file_and_says_why(tmp_path, monkeypatch):
+    monkeypatch.setattr(video, "CRF", "nonsense")  # ffmpeg rejects the option and exits non-zero
+    with pytest.raises(video.WriteError, match="ffmpeg exited with"):
+        video.write_mp4(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.mp4", fps=8)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_that_decodes_short_is_not_renamed(tmp_path, monkeypatch):
+    monkeypatch.setattr(video, "_decoded_frames", lambda path: 2)  # as a truncated file would decode
+    with pytest.raises(video.WriteError, match="decodes to 2 of 3 frames"):
+        video.write_mp4(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.mp4", fps=8)
+    assert list(tmp_path.iterdir()) == []
