@@ -3,7 +3,7 @@
 NFS-safe by construction: the only primitives are `O_CREAT|O_EXCL` (atomic on the server) and reading a small file
 after opening it (close-to-open consistency). No `flock`, no clocks compared across hosts.
 
-`<out>/.fbgen/claims/<item id>.<generation>` holds `{"worker", "run", "beat", "state"}`, rewritten in place
+`<out>/.fbgen/claims/<item id>.<generation>` holds `{"worker", "run", "host", "pid", "beat", "state"}`, rewritten in place
 (fixed width, no truncation) by its holder. Taking an item is creating the next generation with `O_EXCL`, so two
 workers can never both win it. A claim is alive while its content keeps changing: the holder's heartbeat thread
 bumps `beat` every lease/8. A watcher that sees the same bytes for a whole lease on its own monotonic clock takes
@@ -17,11 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
+HOST = socket.gethostname()
 LEASE_S = 120.0  # long enough for NFS attribute caches (≤ 60 s) to show a heartbeat; a dead worker's item waits this
 WIDTH = 512  # claim files are rewritten in place at a fixed width: a reader never sees an empty file
 
@@ -47,7 +49,8 @@ class Claim:
         self._lock = threading.Lock()
 
     def _write(self) -> None:
-        body = json.dumps({"worker": self.worker, "run": self.run, "beat": self.beat, "state": self.state})
+        body = json.dumps({"worker": self.worker, "run": self.run, "host": HOST, "pid": os.getpid(), "beat": self.beat,
+                           "state": self.state})  # fmt: skip
         data = body.encode().ljust(WIDTH)
         fd = os.open(self.path, os.O_WRONLY)
         try:

@@ -1,19 +1,19 @@
-"""Batch: prompt files, stable ids/seeds, shards, resume, failure isolation, kill-and-resume."""
+"""Batch: prompt files, stable ids/seeds, unique names, a shared queue (exactly once), honest exit codes, resume,
+failure isolation, kills, signals and a full disk. The real SLURM, Ray and torchrun layouts are in test_farm.py."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
+from farm import assert_all_done_once, claims, fbgen, renders, running_claim, start, wait_for
 
-from fbgen.batch import in_shard, item_seed, parse_shard, read_prompts
+from fbgen.batch import Worker, in_shard, item_seed, parse_shard, read_prompts
 from fbgen.errors import BadInput
-from fbgen.sources import file_sha256
-from fbgen.workers import physical_device, sub_shards, worst
+from fbgen.workers import physical_device, worst
 
 
 def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):
@@ -34,119 +34,38 @@ def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):
         ('{"prompt": "a"}\n{"prompt": 3}\n', ":2: expected an object with a non-empty 'prompt'"),
         ('{"prompt": "a"}\nnot json\n', ":2: not valid JSON"),
         ('{"prompt": "a", "seed": "x"}\n', ":1: 'seed' must be an integer"),
-        ('{"prompt": "a", "id": "k"}\n{"prompt": "b", "id": "k"}\n', ":2: id 'k' is used twice"),
+        ('{"prompt": "a", "id": "k"}\n{"prompt": "b", "id": "k"}\n', ":2: id 'k' is used twice \\(also line 1\\)"),
+        ('{"prompt": "a", "id": "../etc"}\n', ":1: 'id' must be 1-64 characters"),
         ("# only a comment\n", "no prompts"),
     ],
 )
 def test_jsonl_errors_name_the_line(tmp_path, text, message):
     path = tmp_path / "p.jsonl"
     path.write_text(text)
-    with pytest.raises(BadInput, match=message.replace("(", r"\(")):
+    with pytest.raises(BadInput, match=message):
         read_prompts(path)
 
 
-def test_shards_partition_items_and_read_slurm_and_torchrun():
+def test_static_shards_partition_items_and_bad_shards_are_refused():
     ids = [f"item{i}" for i in range(200)]
     owners = [[k for k in range(1, 5) if in_shard(i, (k, 4))] for i in ids]
     assert all(len(o) == 1 for o in owners) and {o[0] for o in owners} == {1, 2, 3, 4}
-    assert parse_shard("2/4", {}) == (2, 4)
-    assert parse_shard(None, {"SLURM_ARRAY_TASK_ID": "0", "SLURM_ARRAY_TASK_COUNT": "8"}) == (1, 8)
-    assert parse_shard(None, {"SLURM_ARRAY_TASK_ID": "3", "SLURM_ARRAY_TASK_COUNT": "3",
-                              "SLURM_ARRAY_TASK_MIN": "1"}) == (3, 3)  # fmt: skip
-    assert parse_shard(None, {"RANK": "1", "WORLD_SIZE": "2"}) == (2, 2)
-    assert parse_shard(None, {}) == (1, 1)
-    with pytest.raises(BadInput, match="--shard"):
-        parse_shard("5/4", {})
+    assert parse_shard("2/4") == (2, 4) and parse_shard(None) is None  # no shard: the whole queue is shared
+    for bad in ("5/4", "0/4", "3", "a/b"):
+        with pytest.raises(BadInput, match="--shard"):
+            parse_shard(bad)
 
 
-def batch(*args, **kwargs):
-    return subprocess.run([sys.executable, "-m", "fbgen", "batch", *map(str, args)], capture_output=True,
-                          text=True, timeout=300, **kwargs)  # fmt: skip
-
-
-def manifest_lines(path):
-    return [json.loads(line) for line in path.read_text().splitlines()]
-
-
-def shard_manifest_lines(out, n):
-    return [r for k in range(1, n + 1) for r in manifest_lines(out / f"manifest-{k}-of-{n}.jsonl")]
-
-
-def test_resume_failure_isolation_and_retry(write_config, tmp_path):
-    prompts = tmp_path / "p.jsonl"
-    prompts.write_text('{"prompt": "a red cat"}\n{"prompt": "a blue dog", "num_frames": 6}\n'
-                       '{"prompt": "a green bird", "seed": 5}\n')  # fmt: skip
-    config = write_config(steps=3)
-    first = batch(prompts, "--config", config, "--json")
-    assert first.returncode == 1, first.stderr  # one item failed, the others are done
-    summary = json.loads(first.stdout)
-    assert (summary["done"], summary["failed"], summary["skipped"]) == (2, 1, 0)
-    records = manifest_lines(tmp_path / "out" / "manifest.jsonl")
-    failed = [r for r in records if r["status"] == "failed"]
-    assert len(failed) == 1 and failed[0]["line"] == 2 and "4k+1 frames" in failed[0]["error"]
-    for r in records:
-        if r["status"] == "done":
-            assert file_sha256(r["output"]) == r["sha256"]
-    assert [r["seed"] for r in records if r["prompt"] == "a green bird"] == [5]
-    done_flops = [r["flops"] for r in records if r["status"] == "done"]
-    assert summary["flops"] == summary["executed_flops"] == sum(f["total"] for f in done_flops)  # no cache hook
-
-    again = json.loads(batch(prompts, "--config", config, "--json").stdout)
-    assert (again["done"], again["skipped"], again["exit_code"]) == (0, 3, 0)
-    retry = batch(prompts, "--config", config, "--json", "--retry-failed")
-    assert retry.returncode == 1 and json.loads(retry.stdout)["failed"] == 1
-
-    # a done MP4 that no longer matches its manifest is redone
-    done = [r for r in records if r["status"] == "done"][0]
-    with open(done["output"], "ab") as f:
-        f.write(b"corrupt")
-    redo = json.loads(batch(prompts, "--config", config, "--json").stdout)
-    assert redo["done"] == 1
-
-
-def test_shards_write_their_own_manifests_concurrently(write_config, tmp_path):
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"a red ball number {i}" for i in range(6)) + "\n")
-    config = write_config(steps=2)
-    procs = [subprocess.Popen([sys.executable, "-m", "fbgen", "batch", str(prompts), "--config", str(config),
-                               "--shard", f"{k}/2", "--quiet"]) for k in (1, 2)]  # fmt: skip
-    assert [p.wait(timeout=300) for p in procs] == [0, 0]
-    out = tmp_path / "out"
-    lines = shard_manifest_lines(out, 2)
-    assert sorted(r["prompt"] for r in lines) == sorted(f"a red ball number {i}" for i in range(6))
-    unsharded = json.loads(batch(prompts, "--config", config, "--json").stdout)
-    assert unsharded["skipped"] == 6 and unsharded["done"] == 0  # another layout resumes from both manifests
-
-
-def test_sigkill_then_rerun_finishes_every_item_exactly_once(write_config, tmp_path):
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"a white bird number {i}" for i in range(6)) + "\n")
-    config = write_config(steps=40, height=64, width=64)
-    out = tmp_path / "out"
-    for delay in (2.5, 1.0):
-        proc = subprocess.Popen([sys.executable, "-m", "fbgen", "batch", str(prompts), "--config", str(config)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)  # fmt: skip
-        for line in proc.stdout:  # wait until models are loaded and the first video has started
-            if "[1/" in line:
-                break
-        time.sleep(delay)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-    final = batch(prompts, "--config", config, "--json")
-    assert final.returncode == 0, final.stderr
-    records = [r for r in manifest_lines(out / "manifest.jsonl") if r["status"] == "done"]
-    assert sorted(r["prompt"] for r in records) == sorted(f"a white bird number {i}" for i in range(6))
-    assert len({r["id"] for r in records}) == 6  # exactly once
-    assert all(file_sha256(r["output"]) == r["sha256"] for r in records)
-    assert not list(out.glob(".*partial*")) and len(list(out.glob("*.mp4"))) == 6
-
-
-def test_sub_shards_partition_every_layout():
-    ids = [f"item-{i}" for i in range(200)]
-    for n in (1, 3):
-        for workers in (1, 2, 4):
-            owners = [[s for k in range(1, n + 1) for s in sub_shards((k, n), workers) if in_shard(i, s)] for i in ids]
-            assert all(len(o) == 1 for o in owners)  # every item in exactly one worker's shard
+def test_workers_know_their_run_and_whether_they_exit_as_a_group():
+    plain = Worker.here({})
+    assert plain.run == plain.token and not plain.group
+    array = Worker.here({"SLURM_ARRAY_JOB_ID": "41", "SLURM_JOB_ID": "44", "SLURM_ARRAY_TASK_ID": "3"})
+    assert array.run == "41" and not array.group  # every task of an array (and its requeues) is one run
+    srun = Worker.here({"SLURM_JOB_ID": "50", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "1"})
+    assert srun.run == "50" and srun.group
+    torchrun = Worker.here({"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "2", "RANK": "1", "MASTER_PORT": "29500"})
+    assert torchrun.group and torchrun.run.startswith("torchrun-x")
+    assert Worker.here({"FBGEN_RUN_ID": "r1", "SLURM_JOB_ID": "50"}).run == "r1"
     assert worst([0, 1, 130, 3]) == 130 and worst([0, 2, 1]) == 2 and worst([0, -9]) == 1 and worst([0, 0]) == 0
 
 
@@ -157,78 +76,178 @@ def test_device_indices_count_the_visible_gpus():
         physical_device("2", {"CUDA_VISIBLE_DEVICES": "4,5"})
 
 
-def test_devices_run_one_worker_process_each(write_config, tmp_path):
+def test_failed_items_keep_the_exit_code_until_retried_and_are_listed(write_config, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a red cat"}\n{"prompt": "a blue dog", "num_frames": 6}\n'
+                       '{"prompt": "a green bird", "seed": 5}\n{"prompt": "a red cat", "steps": 3}\n')  # fmt: skip
+    config = write_config(steps=2)
+    out = tmp_path / "out"
+    first = fbgen("batch", prompts, "--config", config, "--json")
+    assert first.returncode == 1, first.stderr  # one item failed, the others are done
+    summary = json.loads(first.stdout)
+    assert (summary["done"], summary["failed"], summary["skipped"]) == (3, 1, 0)
+    assert [f["line"] for f in summary["failed_items"]] == [2] and "4k+1 frames" in summary["failed_items"][0]["error"]
+    assert "(line 2) failed: BadInput" in first.stderr  # on stderr too, for the farm log
+    records = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert [r["line"] for r in records] == [1, 2, 3, 4] and records[1]["status"] == "failed"
+    assert [r["seed"] for r in records if r["prompt"] == "a green bird"] == [5]
+    cats = [r["output"] for r in records if r["prompt"] == "a red cat"]
+    assert len(set(cats)) == 2  # same prompt and seed, different overrides: two files, never one overwritten
+    assert summary["flops"] == summary["executed_flops"] == sum(r["flops"]["total"] for r in records if "flops" in r)
+
+    # a rerun does not hide the failure (an afterok dependent must not run), and redoes a damaged video
+    with open(cats[0], "ab") as f:
+        f.write(b"corrupt")
+    again = fbgen("batch", prompts, "--config", config, "--json")
+    assert again.returncode == 1 and "(line 2) failed" in again.stderr
+    assert (json.loads(again.stdout)["done"], json.loads(again.stdout)["skipped"]) == (1, 2)
+    status = fbgen("status", out)
+    assert status.returncode == 1 and "3 done, 1 failed, 0 in progress, 0 missing" in status.stdout
+    retry = fbgen("batch", prompts, "--config", config, "--json", "--retry-failed")
+    assert retry.returncode == 1 and json.loads(retry.stdout)["failed"] == 1  # retried, failed again: still 1
+    assert renders(out) == {r["id"]: 1 for r in records if r["status"] == "done"} | {records[0]["id"]: 2}
+
+
+def test_a_template_that_gives_two_items_one_name_is_refused_before_loading(write_config, tmp_path):
+    prompts = tmp_path / "p.jsonl"
+    prompts.write_text('{"prompt": "a red cat", "seed": 1}\n{"prompt": "a red cat", "seed": 1, "guidance_scale": 2}\n')
+    result = fbgen("batch", prompts, "--config", write_config(filename="{slug}-{seed}"))
+    assert result.returncode == 2
+    assert "gives lines 1 and 2 the same output name 'a-red-cat-1'; include {id}" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing written
+
+
+def test_workers_on_one_output_dir_render_every_item_exactly_once(write_config, tmp_path):
+    texts = [f"a red ball number {i}" for i in range(6)]
     prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"a blue boat number {i}" for i in range(5)) + "\n")
+    prompts.write_text("\n".join(texts) + "\n")
+    config = write_config(steps=3)
+    procs = [start("batch", prompts, "--config", config, "--quiet") for _ in range(3)]  # no shards given
+    results = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
+    assert_all_done_once(tmp_path / "out", texts)
+
+
+def test_a_killed_workers_item_is_taken_over_after_its_lease(write_config, tmp_path):
+    texts = [f"a white bird number {i}" for i in range(3)]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(texts) + "\n")
+    config = write_config(steps=200, height=64, width=64)
+    out = tmp_path / "out"
+    victim = start("batch", prompts, "--config", config, "--lease", "600")
+    wait_for(lambda: running_claim(out), "the first worker to claim an item")
+    victim.send_signal(signal.SIGKILL)  # node loss: no clean-up, its claim stays "running"
+    victim.wait()
+    held = running_claim(out)
+    rescuer = fbgen("batch", prompts, "--config", config, "--lease", "2")
+    assert rescuer.returncode == 0, rescuer.stderr
+    assert f"{held.rpartition('.')[0]}: taking over from" in rescuer.stdout
+    assert_all_done_once(out, texts)
+
+
+def test_sigterm_releases_the_item_and_exits_130_then_a_rerun_completes(write_config, tmp_path):
+    texts = [f"a black horse number {i}" for i in range(2)]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(texts) + "\n")
+    config = write_config(steps=400, height=64, width=64)
+    out = tmp_path / "out"
+    proc = start("batch", prompts, "--config", config)
+    held = wait_for(lambda: running_claim(out), "a claimed item")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "interrupted" in err
+    assert claims(out)[held]["state"] == "released"  # the next worker takes it at once, no lease to wait out
+    assert not list(out.glob(".*partial*")) and not list(out.glob("*.mp4"))
+    final = fbgen("batch", prompts, "--config", config, "--json", "--set", "steps=4")
+    assert final.returncode == 0, final.stderr
+    assert_all_done_once(out, texts)
+
+
+def test_sigterm_while_models_load_exits_130(write_config, tmp_path):
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("a cat\n")
+    proc = start("batch", prompts, "--config", write_config())
+    for line in proc.stdout:
+        if "loading" in line:  # start-up is over, the weights are loading
+            proc.send_signal(signal.SIGTERM)
+            break
+    proc.communicate(timeout=120)
+    assert proc.returncode == 130
+    assert not list((tmp_path / "out").glob("*.mp4"))
+
+
+def test_a_swallowed_interrupt_still_exits_130(monkeypatch):
+    import typer
+
+    from fbgen import cli, interrupts
+
+    monkeypatch.setattr(interrupts, "_interrupted", type(interrupts._interrupted)())
+
+    def body() -> int:
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+        except KeyboardInterrupt:
+            pass  # as a library that catches everything would
+        return 0
+
+    with pytest.raises(typer.Exit) as exit_:
+        cli._guarded(False, body)
+    assert exit_.value.exit_code == 130
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 3 MiB tmpfs: a real full disk (ENOSPC), not a mocked one. Needs root (as on CI)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or shutil.which("mount") is None:
+        pytest.skip("mounting a small tmpfs needs root")
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(mount)], capture_output=True)
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {result.stderr.decode().strip()}")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_a_full_disk_stops_the_batch_with_one_line_and_truncates_nothing(write_config, tmp_path, small_disk):
+    texts = [f"a grey wolf number {i}" for i in range(2)]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(texts) + "\n")
+    out = small_disk / "out"
+    config = write_config(steps=2, height=64, width=64, num_frames=9, output_dir=str(out))
+    out.mkdir()
+    filler = small_disk / "filler"
+    free = os.statvfs(small_disk).f_bavail * os.statvfs(small_disk).f_frsize
+    filler.write_bytes(b"\0" * (free - 24 * 2**10))  # room for the claim and records, not for the video
+    full = fbgen("batch", prompts, "--config", config)
+    assert full.returncode == 1, full.stdout + full.stderr
+    errors = [line for line in full.stderr.splitlines() if line.startswith("fbgen: error")]
+    assert len(errors) == 1 and "no space left on device" in errors[0] and "Traceback" not in full.stderr
+    assert not list(out.glob("*.mp4")) and not list(out.glob(".*partial*"))  # nothing truncated under a final name
+    filler.unlink()
+    rerun = fbgen("batch", prompts, "--config", config, "--retry-failed")
+    assert rerun.returncode == 0, rerun.stderr
+    assert_all_done_once(out, texts)
+
+
+def test_devices_run_one_worker_process_each(write_config, tmp_path):
+    texts = [f"a blue boat number {i}" for i in range(5)]
+    prompts = tmp_path / "p.txt"
+    prompts.write_text("\n".join(texts) + "\n")
     config = write_config(steps=2)  # device: cpu here; on a GPU machine each worker sees only its GPU
-    result = batch(prompts, "--config", config, "--devices", "0,1", "--json")
+    result = fbgen("batch", prompts, "--config", config, "--devices", "0,1", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["done"] == 5 and len(summary["workers"]) == 2
-    out = tmp_path / "out"
-    lines = shard_manifest_lines(out, 2)
-    assert sorted(r["prompt"] for r in lines) == sorted(f"a blue boat number {i}" for i in range(5))
-    again = json.loads(batch(prompts, "--config", config, "--devices", "0,1", "--json").stdout)
-    assert (again["done"], again["skipped"], again["exit_code"]) == (0, 5, 0)
-    bad = batch(prompts, "--config", config, "--devices", "0,x")
+    assert_all_done_once(tmp_path / "out", texts)
+    bad = fbgen("batch", prompts, "--config", config, "--devices", "0,x")
     assert bad.returncode == 2 and "--devices '0,x'" in bad.stderr
 
 
-def test_ray_runs_actors_on_a_local_cluster(write_config, tmp_path):
-    pytest.importorskip("ray", reason="Ray is the optional extra fbgen[ray]; `make test` installs it")
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"a yellow star number {i}" for i in range(4)) + "\n")
-    config = write_config(steps=2)
-    result = batch(prompts, "--config", config, "--ray", "local", "--workers", "2", "--json")
-    assert result.returncode == 0, result.stderr
-    summary = json.loads(result.stdout)
-    assert summary["done"] == 4 and len(summary["workers"]) == 2
-    out = tmp_path / "out"
-    lines = shard_manifest_lines(out, 2)
-    assert sorted(r["prompt"] for r in lines) == sorted(f"a yellow star number {i}" for i in range(4))
-    assert all(file_sha256(r["output"]) == r["sha256"] for r in lines)
-    # same ids and seeds as a plain batch: a plain rerun skips everything
-    plain = json.loads(batch(prompts, "--config", config, "--json").stdout)
-    assert (plain["done"], plain["skipped"]) == (0, 4)
-    missing = batch(prompts, "--config", config, "--ray", "local", "--set", "models.S=/nonexistent/model")
-    assert missing.returncode == 3, missing.stderr
-    no_cluster = batch(prompts, "--config", config, "--ray", "auto", env={**os.environ, "RAY_ADDRESS": ""})
-    assert no_cluster.returncode == 2 and "--ray auto: cannot connect" in no_cluster.stderr
+def test_status_of_a_directory_that_is_no_batch_is_bad_input(tmp_path):
+    result = fbgen("status", tmp_path)
+    assert result.returncode == 2 and "not a batch output directory" in result.stderr
 
 
-def test_sigterm_abandons_the_item_cleanly_and_exits_130(write_config, tmp_path):
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"a black horse number {i}" for i in range(3)) + "\n")
-    config = write_config(steps=400, height=64, width=64)  # ~2 s a video
-    proc = subprocess.Popen([sys.executable, "-m", "fbgen", "batch", str(prompts), "--config", str(config)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
-    for line in proc.stdout:
-        if "[1/" in line:
-            break
-    time.sleep(0.5)
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 130
-    assert "interrupted" in proc.stderr.read()
-    out = tmp_path / "out"
-    assert not list(out.glob(".*partial*"))
-    done = {r["id"] for r in manifest_lines(out / "manifest.jsonl") if r["status"] == "done"} if (
-        out / "manifest.jsonl").exists() else set()  # fmt: skip
-    assert len(list(out.glob("*.mp4"))) == len(done) == 0  # the first video was abandoned
-    final = batch(prompts, "--config", config, "--json")
-    assert final.returncode == 0 and json.loads(final.stdout)["done"] == 3 - len(done)
-
-
-def test_slurm_array_example_shards_by_task_id(write_config, tmp_path):
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(f"a green tree number {i}" for i in range(4)) + "\n")
-    config = write_config(steps=2)
-    script = Path(__file__).parent.parent / "examples" / "slurm-array.sh"
-    out = tmp_path / "renders"
-    for task in (0, 1):
-        env = {**os.environ, "SLURM_ARRAY_TASK_ID": str(task), "SLURM_ARRAY_TASK_COUNT": "2",
-               "SLURM_ARRAY_TASK_MIN": "0", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
-        result = subprocess.run(["bash", str(script), str(prompts), str(config), str(out)], env=env,
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert result.returncode == 0, result.stderr
-    lines = shard_manifest_lines(out, 2)
-    assert sorted(r["prompt"] for r in lines) == sorted(f"a green tree number {i}" for i in range(4))
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(pytest.main([__file__]))
