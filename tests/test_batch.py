@@ -1,6 +1,7 @@
 """Batch: prompt files, stable ids/seeds, unique names, a shared queue (exactly once), honest exit codes, resume,
 failure isolation, kills, signals and a full disk. The real SLURM, Ray and torchrun layouts are in test_farm.py."""
 
+import contextlib
 import json
 import os
 import shutil
@@ -184,10 +185,8 @@ def test_a_swallowed_interrupt_still_exits_130(monkeypatch):
     monkeypatch.setattr(interrupts, "_interrupted", type(interrupts._interrupted)())
 
     def body() -> int:
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # as a library that catches everything would
             os.kill(os.getpid(), signal.SIGTERM)
-        except KeyboardInterrupt:
-            pass  # as a library that catches everything would
         return 0
 
     with pytest.raises(typer.Exit) as exit_:
