@@ -192,23 +192,43 @@ class Batch:
 class Worker:
     """One process on the farm. `run` is shared by workers launched together (a SLURM job or array, a torchrun, a
     --devices/--ray driver): `--force`/`--retry-failed` redo an item once per run, not once per worker. `group`:
-    launched as ranks that exit together (torchrun, `srun -n N`), so it waits for its peers' items before exiting."""
+    launched with peers whose launcher waits for all of them (torchrun, `srun -n N`, the drivers), so it stays
+    until every item is settled, taking over any a dead peer held. `peers`: the size of a torchrun/srun group, whose
+    launcher kills the others when one rank exits non-zero: such a rank first waits for all to reach their end."""
 
     token: str
     run: str
-    group: bool
+    group: bool = False
+    peers: int = 1
 
     @classmethod
     def here(cls, env: Mapping[str, str] | None = None) -> Worker:
         env = os.environ if env is None else env
         token = env.get("FBGEN_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         token = re.sub(r"[^A-Za-z0-9._-]", "_", token)
-        torchrun = "TORCHELASTIC_RUN_ID" in env and int(env.get("WORLD_SIZE", "1")) > 1
-        srun = int(env.get("SLURM_STEP_NUM_TASKS", "1")) > 1
+        torchrun = int(env.get("WORLD_SIZE", "1")) if "TORCHELASTIC_RUN_ID" in env else 1
+        srun = int(env.get("SLURM_STEP_NUM_TASKS", "1"))
         run = (env.get("FBGEN_RUN_ID") or env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
                or (f"torchrun-{env['TORCHELASTIC_RUN_ID']}-{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"
-                   if torchrun else token))  # fmt: skip
-        return cls(token, run, torchrun or srun or env.get("FBGEN_GROUP") == "1")
+                   if torchrun > 1 else token))  # fmt: skip
+        peers = max(torchrun, srun)
+        return cls(token, re.sub(r"[^A-Za-z0-9._-]", "_", run), peers > 1 or env.get("FBGEN_GROUP") == "1", peers)
+
+
+def wait_for_peers(output_dir: str | os.PathLike, worker: Worker, lease_s: float = LEASE_S) -> None:
+    """Mark this worker's end and, for a rank of a torchrun/srun group, wait until every rank has reached its end,
+    so that a non-zero exit (which makes torchrun kill the others) cuts no one's work short. Every item is settled
+    by then; a rank that never arrives (it crashed) is waited for one lease at most."""
+    if worker.peers <= 1:
+        return
+    ended = Path(output_dir) / STATE_DIR / "ended" / worker.run
+    ended.mkdir(parents=True, exist_ok=True)
+    (ended / worker.token).touch()
+    seen, since = 0, time.monotonic()
+    while (count := len(os.listdir(ended))) < worker.peers and time.monotonic() - since < lease_s:
+        if count != seen:
+            seen, since = count, time.monotonic()
+        time.sleep(0.2)
 
 
 # -- records ---------------------------------------------------------------------------------------------------------

@@ -3,11 +3,12 @@
 NFS-safe by construction: the only primitives are `O_CREAT|O_EXCL` (atomic on the server) and reading a small file
 after opening it (close-to-open consistency). No `flock`, no clocks compared across hosts.
 
-`<out>/.fbgen/claims/<item id>.<generation>` holds `{"worker", "run", "host", "pid", "beat", "state"}`, rewritten
-in place (fixed width, no truncation) by its holder. Taking an item is creating the next generation with `O_EXCL`, so two
-workers can never both win it. A claim is alive while its content keeps changing: the holder's heartbeat thread
-bumps `beat` every lease/8. A watcher that sees the same bytes for a whole lease on its own monotonic clock takes
-the item over (generation + 1); the old holder, if it was only stalled, sees the newer generation and gives up.
+`<out>/.fbgen/claims/<item id>.<generation>` holds `{"worker", "run", "host", "pid", "beat", "state"}`,
+rewritten in place (fixed width, no truncation) by its holder. Taking an item is creating the next generation with
+`O_EXCL`, so two workers can never both win it. A claim is alive while its content keeps changing: the holder's
+heartbeat thread bumps `beat` every lease/8. A watcher that sees the same bytes for a whole lease on its own
+monotonic clock takes the item over (generation + 1); the old holder, if it was only stalled, sees the newer
+generation before it records the item and leaves the record to the new holder.
 
 States: `running` (held), `done`, `failed`, `released` (its worker was interrupted: take it at once).
 """

@@ -171,7 +171,7 @@ def batch(
     """
 
     def body() -> int:
-        from fbgen.batch import Batch, Options, Worker, parse_shard, read_prompts, run_batch
+        from fbgen.batch import Batch, Options, Worker, parse_shard, read_prompts, run_batch, wait_for_peers
         from fbgen.config import load_config
         from fbgen.errors import BadInput
         from fbgen.reporting import batch_table
@@ -201,8 +201,9 @@ def batch(
             summaries, code = run_local(child, cfg, parse_devices(devices))
             data = combine(summaries)
         else:
+            worker = Worker.here()
             with progress:
-                data = run_batch(cfg, the_batch, items, Worker.here(), options, progress)
+                data = run_batch(cfg, the_batch, items, worker, options, progress)
             code = data["exit_code"]
         if ray or devices:  # the drivers judge the batch from its files once every worker has ended
             state = batch_status(cfg.output_dir)
@@ -223,6 +224,8 @@ def batch(
             console.print(batch_table(data))
         elif not quiet:
             progress.log(f"batch done: {json.dumps({k: v for k, v in data.items() if k not in _LONG_KEYS})}")
+        if not (ray or devices) and code:
+            wait_for_peers(cfg.output_dir, worker, lease)  # torchrun would kill ranks still ending
         return code
 
     _guarded(debug, body)

@@ -63,9 +63,9 @@ def test_workers_know_their_run_and_whether_they_exit_as_a_group():
     array = Worker.here({"SLURM_ARRAY_JOB_ID": "41", "SLURM_JOB_ID": "44", "SLURM_ARRAY_TASK_ID": "3"})
     assert array.run == "41" and not array.group  # every task of an array (and its requeues) is one run
     srun = Worker.here({"SLURM_JOB_ID": "50", "SLURM_STEP_NUM_TASKS": "2", "SLURM_PROCID": "1"})
-    assert srun.run == "50" and srun.group
-    torchrun = Worker.here({"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "2", "RANK": "1", "MASTER_PORT": "29500"})
-    assert torchrun.group and torchrun.run.startswith("torchrun-x")
+    assert srun.run == "50" and srun.group and srun.peers == 2
+    torchrun = Worker.here({"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "3", "RANK": "1", "MASTER_PORT": "29500"})
+    assert torchrun.group and torchrun.run.startswith("torchrun-x") and torchrun.peers == 3
     assert Worker.here({"FBGEN_RUN_ID": "r1", "SLURM_JOB_ID": "50"}).run == "r1"
     assert worst([0, 1, 130, 3]) == 130 and worst([0, 2, 1]) == 2 and worst([0, -9]) == 1 and worst([0, 0]) == 0
 
