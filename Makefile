@@ -12,15 +12,22 @@ $(BIN)/fbgen: pyproject.toml
 	$(BIN)/pip install -q -e ".[dev]"
 	touch $@
 
-.PHONY: install demo test lint
+.PHONY: install demo test lint farm-engines
 install: $(BIN)/fbgen
 
 demo: $(BIN)/fbgen
 	$(BIN)/fbgen run configs/demo.yaml --out out/demo --sheet
 
-test: $(BIN)/fbgen
+test: $(BIN)/fbgen farm-engines
 	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadgroup  # a worker per core, one torch thread each
 	$(BIN)/ruff check .
 
 lint: $(BIN)/fbgen
 	$(BIN)/ruff check .
+
+# The farm tests run a real single-node SLURM (Debian's slurm-wlm + munge). As root with apt, install it; otherwise
+# those tests skip and say why. The test fixtures start and stop their own daemons; nothing runs as a service.
+farm-engines:
+	@command -v slurmctld >/dev/null || [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null || \
+	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge >/dev/null; } || \
+	  echo "could not install slurm-wlm + munge: the SLURM tests will skip"

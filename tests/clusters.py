@@ -154,12 +154,12 @@ def _stop(pid_file: Path) -> None:
 class RayHead:
     """`ray start --head --block` on loopback with its own ports and temp dir; `address` is what --ray takes."""
 
-    def __init__(self, root: Path, cpus: int):
+    def __init__(self, ray: str, root: Path, cpus: int):
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
         self.client_port = free_port()
         self.proc = subprocess.Popen(
-            ["ray", "start", "--head", "--block", f"--port={self.port}", "--node-ip-address=127.0.0.1",
+            [ray, "start", "--head", "--block", f"--port={self.port}", "--node-ip-address=127.0.0.1",
              f"--num-cpus={cpus}", "--num-gpus=0", f"--temp-dir={root}", "--include-dashboard=false",
              "--disable-usage-stats", f"--ray-client-server-port={self.client_port}"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
@@ -176,8 +176,11 @@ class RayHead:
         _wait(listening, timeout, "the Ray head")
 
     def stop(self) -> None:
-        try:
+        """SIGTERM to the head's process group (every process `ray start` began), SIGKILL what is left after 10 s."""
+        with suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-            self.proc.wait(timeout=60)
-        except (OSError, subprocess.TimeoutExpired):
+        with suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=10)
+        with suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()

@@ -140,9 +140,10 @@ def test_torchrun_ranks_drain_one_queue_and_a_failed_item_kills_no_rank(write_co
 @pytest.fixture(scope="module")
 def ray_head(tmp_path_factory):
     pytest.importorskip("ray", reason="Ray is the optional extra fbgen[ray]; `make test` installs it")
-    if shutil.which("ray", path=str(BIN)) is None:
+    ray = shutil.which("ray", path=str(BIN))
+    if ray is None:
         pytest.skip("the ray command is not installed")
-    head = RayHead(tmp_path_factory.mktemp("ray"), cpus=2)
+    head = RayHead(ray, tmp_path_factory.mktemp("ray"), cpus=2)
     try:
         head.wait_ready()
     except RuntimeError as e:
