@@ -1,10 +1,10 @@
 """Per-video overhead of `fbgen batch`: everything a batch does beyond denoise + decode + MP4 write.
 
-Runs a batch through the library (`Session.open` once, then `run_batch`, exactly what the CLI runs) on the tiny
+Runs a batch through the library (`Session.open` once, then `run_worker`, exactly what the CLI runs) on the tiny
 random-weight Wan pair, and splits its wall time into the work itself (the manifests' denoise, decode and write
-times), prompt encoding (up front, reported apart) and the rest: per-item config checks, planning, FLOPs, output
-naming, resume checks, sha256 of the MP4, manifest writes with fsync. Model loading is reported apart (once
-per batch, not per video).
+times), prompt encoding (up front, reported apart) and the rest: claiming each item (O_EXCL create, heartbeat
+thread), planning, FLOPs, resume checks, the MP4's verification decode and sha256, journal writes with fsync.
+Model loading is reported apart (once per batch, not per video).
 
     python benchmarks/batch_overhead.py                      # CPU, tiny models: two sizes, 8 videos each
     python benchmarks/batch_overhead.py --videos 16 --json out.json
@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fbgen.batch import previous_records, read_prompts, run_batch
+from fbgen.batch import Batch, Options, Worker, previous_records, read_prompts, run_worker
 from fbgen.config import validate
 from fbgen.runner import Session
 from fbgen.tiny import build_tiny_wan
@@ -40,7 +40,7 @@ def measure(models: dict[str, Path], root: Path, size: tuple[int, int, int, int]
     start = time.perf_counter()
     session = Session.open(config)
     load_s = time.perf_counter() - start
-    summary = run_batch(session, read_prompts(prompts), (1, 1))
+    summary = run_worker(session, Batch.prepare(config, read_prompts(prompts)), Worker.here(), Options(), log=print)
     records = [r for r in previous_records(out).values() if r["status"] == "done"]
     work = sum(r["wall_s"]["denoise"] + r["wall_s"]["decode"] + r["wall_s"]["write"] for r in records)
     overhead = summary.wall_s - work - summary.encode_s

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from fbgen import interrupts
 
-interrupts.install()  # first, before the heavy imports: pre-emption during start-up is an interruption too
+interrupts.install(deferred=True)  # first, before the imports: pre-emption during start-up is an interruption too
 
 import json  # noqa: E402
 import os  # noqa: E402

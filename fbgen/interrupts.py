@@ -14,18 +14,25 @@ from typing import Any
 _interrupted = threading.Event()
 
 
-def _handler(signum: int, frame: Any) -> None:
+def _raise(signum: int, frame: Any) -> None:
     if _interrupted.is_set():
         return  # already unwinding: let the clean-up finish
     _interrupted.set()
     raise KeyboardInterrupt
 
 
-def install() -> None:
-    """Route SIGTERM and SIGINT to one KeyboardInterrupt (main thread only, as Python requires)."""
+def _remember(signum: int, frame: Any) -> None:
+    _interrupted.set()
+
+
+def install(deferred: bool = False) -> None:
+    """Route SIGTERM and SIGINT to one KeyboardInterrupt (main thread only, as Python requires). `deferred`: only
+    remember the signal (while modules import: an exception there would leave them half-initialised); `check` then
+    raises it where it is safe."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, _handler)
-        signal.signal(signal.SIGINT, _handler)
+        handler = _remember if deferred else _raise
+        signal.signal(signal.SIGTERM, handler)
+        signal.signal(signal.SIGINT, handler)
 
 
 def interrupted() -> bool:

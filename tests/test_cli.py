@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -117,7 +116,7 @@ def test_sigterm_exits_130_and_leaves_no_partial_file(write_config, tmp_path):
                             stderr=subprocess.PIPE, text=True)  # fmt: skip
     lines = [proc.stdout.readline() for _ in range(3)]  # loading, encoding, item start: denoising begins
     assert "loading" in lines[0] and "400 steps" in lines[2]
-    time.sleep(0.3)
+    assert "stage L steps 0-159 done" in proc.stdout.readline()  # mid-denoising: 240 steps still to go
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
