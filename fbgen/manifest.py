@@ -7,11 +7,12 @@ import os
 import platform
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
-
-import torch
+from typing import TYPE_CHECKING, Any
 
 import fbgen
+
+if TYPE_CHECKING:
+    import torch
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
@@ -33,6 +34,7 @@ def now() -> str:
 def environment(device: torch.device) -> dict[str, Any]:
     """Versions and hardware, for reproducing a video."""
     import diffusers
+    import torch
     import transformers
 
     cuda = device.type == "cuda"

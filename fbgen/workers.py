@@ -120,7 +120,7 @@ def run_ray(address: str, config: RunConfig, batch: Batch, all_items: list[Item]
                            f"{int(ray.cluster_resources().get(kind, 0))} are in use)")  # fmt: skip
         if count < wanted:
             log(f"starting {count} of {wanted} Ray workers: the cluster has {free} free {kind} slot(s)")
-        actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=0 if gpus else 1)(BatchActor)
+        actor = ray.remote(num_gpus=1 if gpus else 0, num_cpus=1)(BatchActor)
         run = driver_run(Worker.here())
         names = [Worker(f"ray{k}-{secrets.token_hex(3)}", run, True) for k in range(count)]
         actors = [actor.remote(config, quiet) for _ in names]

@@ -176,11 +176,11 @@ class RayHead:
         _wait(listening, timeout, "the Ray head")
 
     def stop(self) -> None:
-        """SIGTERM to the head's process group (every process `ray start` began), SIGKILL what is left after 10 s."""
+        """SIGTERM to the head's process group (every process `ray start` began), SIGKILL what is left after 5 s."""
         with suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGTERM)
         with suppress(subprocess.TimeoutExpired):
-            self.proc.wait(timeout=10)
+            self.proc.wait(timeout=5)
         with suppress(OSError):
             os.killpg(self.proc.pid, signal.SIGKILL)
         self.proc.wait()

@@ -28,7 +28,7 @@ def write_prompts(path: Path, texts: list[str]) -> Path:
 
 
 # -- SLURM ------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")  # once per test worker: a module fixture would restart between interleaved tests
 def slurm(tmp_path_factory):
     reason = slurm_missing()
     if reason:
@@ -51,7 +51,7 @@ def test_slurm_arrays_with_any_spec_render_every_item_once(slurm, write_config, 
     prompts = write_prompts(tmp_path / "p.txt", texts)
     config = write_config(steps=2)
     submits = {}
-    for spec in ("1,3", "0-4:2"):
+    for spec in ("1,3", "0-2:2"):
         out = tmp_path / f"out-{spec.replace(',', '_').replace(':', '_')}"
         env = {**slurm.env, "SBATCH_ARRAY_INX": spec, "SBATCH_WAIT": "1"}
         submits[out] = subprocess.Popen(["bash", str(EXAMPLE), str(prompts), str(config), str(out), "--quiet"],
@@ -62,7 +62,7 @@ def test_slurm_arrays_with_any_spec_render_every_item_once(slurm, write_config, 
         assert proc.returncode == 0, (stdout, stderr, [p.read_text() for p in (tmp_path / "logs").glob("*")])
         assert_all_done_once(out, texts)
     logs = list((tmp_path / "logs").glob("fbgen-*.log"))
-    assert len(logs) == 5  # logs/ made by the script; one per task (2 + 3)
+    assert len(logs) == 4  # logs/ made by the script; one per task (2 + 2)
 
 
 @pytestmark_slurm
@@ -101,7 +101,7 @@ def test_preemption_with_requeue_resumes_and_finishes(slurm, write_config, tmp_p
     texts = [f"a blue whale number {i}" for i in range(2)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
     out = tmp_path / "out"
-    config = write_config(steps=300, height=64, width=64)
+    config = write_config(steps=100)  # long enough to be mid-item when the requeue comes
     submit = subprocess.run(["bash", str(EXAMPLE), str(prompts), str(config), str(out)], cwd=tmp_path,
                             env={**slurm.env, "SBATCH_ARRAY_INX": "0"}, capture_output=True, text=True, check=True)
     job = re.search(r"Submitted batch job (\d+)", submit.stdout).group(1)
@@ -137,7 +137,7 @@ def test_torchrun_ranks_drain_one_queue_and_a_failed_item_kills_no_rank(write_co
 
 
 # -- Ray --------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def ray_head(tmp_path_factory):
     pytest.importorskip("ray", reason="Ray is the optional extra fbgen[ray]; `make test` installs it")
     ray = shutil.which("ray", path=str(BIN))
