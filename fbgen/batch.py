@@ -367,11 +367,11 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
     order = pending[offset:] + pending[:offset]
     resolved: dict[str, str] = {i.id: "done" for i in batch.items if i.id not in {p.id for p in pending}}
     heartbeat = Heartbeat(options.lease_s)
-    announced = False
+    announced, alive = False, set[str]()
     try:
         while True:
             interrupts.check()
-            took, waiting, alive = False, [], []
+            took, waiting = False, []
             generations = claims.generations()
             fresh: dict[str, dict[str, Any]] | None = None
             for item in order:
@@ -389,11 +389,11 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
                             claim = claims.take(item.id, gen + 1)
                             if claim:
                                 log(f"{item.id}: taking over from {seen.worker} (silent for {options.lease_s:g} s)")
-                        elif verdict == "alive":
-                            alive.append(item.id)
-                            continue
                         else:
-                            waiting.append(item.id)
+                            if verdict == "alive":
+                                alive.add(item.id)  # seen beating once: a lone worker leaves it to its holder
+                            if worker.group or item.id not in alive:
+                                waiting.append(item.id)  # a group member watches it to the end
                             continue
                     elif seen.state == "released":
                         claim = claims.take(item.id, gen + 1)
@@ -419,12 +419,11 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
                                             options, log)  # fmt: skip
             if took:
                 continue
-            holders = waiting + (alive if worker.group else [])
-            if not holders:
-                summary.elsewhere = alive
+            if not waiting:
+                summary.elsewhere = sorted(alive - set(resolved))
                 break
             if not announced:
-                log(f"waiting on {len(holders)} item(s) other workers hold (taken over if their lease lapses)")
+                log(f"waiting on {len(waiting)} item(s) other workers hold (taken over if their lease lapses)")
                 announced = True
             time.sleep(heartbeat.interval)
     finally:
