@@ -229,17 +229,24 @@ def test_a_full_disk_stops_the_batch_with_one_line_and_truncates_nothing(write_c
     assert_all_done_once(out, texts)
 
 
-def test_devices_run_one_worker_process_each(write_config, tmp_path):
-    texts = [f"a blue boat number {i}" for i in range(5)]
+def test_devices_run_one_worker_each_and_pass_sigterm_on(write_config, tmp_path):
+    texts = [f"a blue boat number {i}" for i in range(3)]
     prompts = tmp_path / "p.txt"
     prompts.write_text("\n".join(texts) + "\n")
-    config = write_config(steps=2)  # device: cpu here; on a GPU machine each worker sees only its GPU
-    result = fbgen("batch", prompts, "--config", config, "--devices", "0,1", "--json")
+    out = tmp_path / "out"
+    slow = write_config(steps=400, height=64, width=64)  # device: cpu here; on a GPU each worker sees only its GPU
+    driver = start("batch", prompts, "--config", slow, "--devices", "0,1")
+    held = wait_for(lambda: running_claim(out), "a worker to claim an item")
+    driver.send_signal(signal.SIGTERM)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 130, err
+    assert claims(out)[held]["state"] == "released" and not list(out.glob("*.mp4"))
+    result = fbgen("batch", prompts, "--config", write_config(steps=2), "--devices", "0,1", "--json")
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
-    assert summary["done"] == 5 and len(summary["workers"]) == 2
-    assert_all_done_once(tmp_path / "out", texts)
-    bad = fbgen("batch", prompts, "--config", config, "--devices", "0,x")
+    assert summary["done"] == 3 and len(summary["workers"]) == 2
+    assert_all_done_once(out, texts)
+    bad = fbgen("batch", prompts, "--config", slow, "--devices", "0,x")
     assert bad.returncode == 2 and "--devices '0,x'" in bad.stderr
 
 
