@@ -367,60 +367,29 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
     order = pending[offset:] + pending[:offset]
     resolved: dict[str, str] = {i.id: "done" for i in batch.items if i.id not in {p.id for p in pending}}
     heartbeat = Heartbeat(options.lease_s)
-    announced, alive = False, set[str]()
+    queue = _Queue(claims, worker, options, out, log)
+    announced = False
     try:
         while True:
             interrupts.check()
             took, waiting = False, []
-            generations = claims.generations()
-            fresh: dict[str, dict[str, Any]] | None = None
+            queue.refresh()
             for item in order:
                 if item.id in resolved:
                     continue
-                gen = generations.get(item.id, -1)
-                claim = None
-                if gen < 0:
-                    claim = claims.take(item.id, 0)
-                else:
-                    seen = claims.read(item.id, gen)
-                    if seen.state == "running":
-                        verdict = claims.observe(seen)
-                        if verdict == "stale":
-                            claim = claims.take(item.id, gen + 1)
-                            if claim:
-                                log(f"{item.id}: taking over from {seen.worker} (silent for {options.lease_s:g} s)")
-                        else:
-                            if verdict == "alive":
-                                alive.add(item.id)  # seen beating once: a lone worker leaves it to its holder
-                            if worker.group or item.id not in alive:
-                                waiting.append(item.id)  # a group member watches it to the end
-                            continue
-                    elif seen.state == "released":
-                        claim = claims.take(item.id, gen + 1)
-                    elif seen.run == worker.run:
-                        resolved[item.id] = seen.state  # done or failed by a peer of this run: final for this run
-                        continue
-                    elif seen.state == "failed" and not options.retry_failed:
-                        resolved[item.id] = "failed"
-                        continue
-                    elif seen.state == "done" and not options.force:
-                        fresh = fresh if fresh is not None else previous_records(out)
-                        if is_complete(fresh.get(item.id)):
-                            resolved[item.id] = "done"
-                            continue
-                        claim = claims.take(item.id, gen + 1)  # its video is gone or damaged: render it again
-                    else:
-                        claim = claims.take(item.id, gen + 1)
-                if claim is None:
-                    waiting.append(item.id)  # another worker was faster; look again next pass
-                    continue
-                took = True
-                resolved[item.id] = _render(session, batch, item, claim, conds, journal, heartbeat, summary,
-                                            options, log)  # fmt: skip
+                outcome = queue.take(item.id)
+                if isinstance(outcome, Claim):
+                    took = True
+                    resolved[item.id] = _render(session, batch, item, outcome, conds, journal, heartbeat, summary,
+                                                options, log)  # fmt: skip
+                elif outcome == "waiting":
+                    waiting.append(item.id)
+                elif outcome != "elsewhere":
+                    resolved[item.id] = outcome  # done or failed
             if took:
-                continue
+                continue  # claims may have changed while it rendered: look at everything again
             if not waiting:
-                summary.elsewhere = sorted(alive - set(resolved))
+                summary.elsewhere = sorted(queue.alive - set(resolved))
                 break
             if not announced:
                 log(f"waiting on {len(waiting)} item(s) other workers hold (taken over if their lease lapses)")
@@ -437,6 +406,47 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
             summary.failed.append({"id": item.id, "line": item.line, "error": error})
     summary.wall_s = time.perf_counter() - start
     return summary
+
+
+class _Queue:
+    """What this worker may do with one item now, read from its newest claim: take it (a Claim), leave it to a live
+    holder (`elsewhere`), look again later (`waiting`), or count it as settled (`done`, `failed`)."""
+
+    def __init__(self, claims: Claims, worker: Worker, options: Options, out: Path, log: Any):
+        self.claims, self.worker, self.options, self.out, self.log = claims, worker, options, out, log
+        self.alive: set[str] = set()  # items whose holder was seen beating
+        self.generations: dict[str, int] = {}
+        self.records: dict[str, dict[str, Any]] | None = None
+
+    def refresh(self) -> None:
+        self.generations, self.records = self.claims.generations(), None
+
+    def take(self, item_id: str) -> Claim | str:
+        gen = self.generations.get(item_id, -1)
+        if gen < 0:
+            return self.claims.take(item_id, 0) or "waiting"
+        seen = self.claims.read(item_id, gen)
+        if seen.state == "running":
+            verdict = self.claims.observe(seen)
+            if verdict == "stale":
+                claim = self.claims.take(item_id, gen + 1)
+                if claim:
+                    self.log(f"{item_id}: taking over from {seen.worker} (silent for {self.options.lease_s:g} s)")
+                return claim or "waiting"
+            if verdict == "alive":
+                self.alive.add(item_id)
+            # a lone worker leaves an item it saw beating to its holder; a group member watches it to the end
+            return "elsewhere" if item_id in self.alive and not self.worker.group else "waiting"
+        if seen.state != "released":
+            if seen.run == self.worker.run:
+                return seen.state  # settled by a peer of this run: --force/--retry-failed act once per run
+            if seen.state == "failed" and not self.options.retry_failed:
+                return "failed"
+            if seen.state == "done" and not self.options.force:
+                self.records = self.records if self.records is not None else previous_records(self.out)
+                if is_complete(self.records.get(item_id)):
+                    return "done"  # else its video is gone or damaged: render it again
+        return self.claims.take(item_id, gen + 1) or "waiting"
 
 
 def _render(session: Any, batch: Batch, item: Any, claim: Claim, conds: dict[str, Any], journal: Path,

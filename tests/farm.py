@@ -35,6 +35,17 @@ def wait_for(predicate: Callable[[], Any], what: str, timeout: float = 300, inte
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def write_prompts(path: Path, texts: list[str]) -> Path:
+    path.write_text("\n".join(texts) + "\n")
+    return path
+
+
+def start_until_claimed(out: Path, *args: Any) -> tuple[subprocess.Popen, str]:
+    """Start a worker (or a driver) and return once one of its workers holds an item: (process, claim name)."""
+    proc = start(*args)
+    return proc, wait_for(lambda: running_claim(out), "a worker to claim an item", timeout=600)
+
+
 def claims(out: Path) -> dict[str, dict[str, Any]]:
     """Every claim file of a batch output dir: name → its content."""
     found = {}

@@ -10,7 +10,7 @@ import subprocess
 import sys
 
 import pytest
-from farm import assert_all_done_once, claims, fbgen, renders, running_claim, start, wait_for
+from farm import assert_all_done_once, claims, fbgen, renders, running_claim, start, start_until_claimed, write_prompts
 
 from fbgen.batch import Worker, in_shard, item_seed, parse_shard, read_prompts
 from fbgen.errors import BadInput
@@ -120,8 +120,7 @@ def test_a_template_that_gives_two_items_one_name_is_refused_before_loading(writ
 
 def test_workers_on_one_output_dir_render_every_item_exactly_once(write_config, tmp_path):
     texts = [f"a red ball number {i}" for i in range(6)]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(texts) + "\n")
+    prompts = write_prompts(tmp_path / "p.txt", texts)
     config = write_config(steps=3)
     procs = [start("batch", prompts, "--config", config, "--quiet") for _ in range(3)]  # no shards given
     results = [p.communicate(timeout=600) for p in procs]
@@ -131,12 +130,10 @@ def test_workers_on_one_output_dir_render_every_item_exactly_once(write_config, 
 
 def test_a_killed_workers_item_is_taken_over_after_its_lease(write_config, tmp_path):
     texts = [f"a white bird number {i}" for i in range(3)]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(texts) + "\n")
+    prompts = write_prompts(tmp_path / "p.txt", texts)
     config = write_config(steps=200, height=64, width=64)
     out = tmp_path / "out"
-    victim = start("batch", prompts, "--config", config, "--lease", "600")
-    wait_for(lambda: running_claim(out), "the first worker to claim an item")
+    victim, _ = start_until_claimed(out, "batch", prompts, "--config", config, "--lease", "600")
     victim.send_signal(signal.SIGKILL)  # node loss: no clean-up, its claim stays "running"
     victim.wait()
     held = running_claim(out)
@@ -148,12 +145,10 @@ def test_a_killed_workers_item_is_taken_over_after_its_lease(write_config, tmp_p
 
 def test_sigterm_releases_the_item_and_exits_130_then_a_rerun_completes(write_config, tmp_path):
     texts = [f"a black horse number {i}" for i in range(2)]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(texts) + "\n")
+    prompts = write_prompts(tmp_path / "p.txt", texts)
     config = write_config(steps=400, height=64, width=64)
     out = tmp_path / "out"
-    proc = start("batch", prompts, "--config", config)
-    held = wait_for(lambda: running_claim(out), "a claimed item")
+    proc, held = start_until_claimed(out, "batch", prompts, "--config", config)
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "interrupted" in err
@@ -210,8 +205,7 @@ def small_disk(tmp_path):
 
 def test_a_full_disk_stops_the_batch_with_one_line_and_truncates_nothing(write_config, tmp_path, small_disk):
     texts = [f"a grey wolf number {i}" for i in range(2)]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(texts) + "\n")
+    prompts = write_prompts(tmp_path / "p.txt", texts)
     out = small_disk / "out"
     config = write_config(steps=2, height=64, width=64, num_frames=9, output_dir=str(out))
     out.mkdir()
@@ -231,12 +225,10 @@ def test_a_full_disk_stops_the_batch_with_one_line_and_truncates_nothing(write_c
 
 def test_devices_run_one_worker_each_and_pass_sigterm_on(write_config, tmp_path):
     texts = [f"a blue boat number {i}" for i in range(3)]
-    prompts = tmp_path / "p.txt"
-    prompts.write_text("\n".join(texts) + "\n")
+    prompts = write_prompts(tmp_path / "p.txt", texts)
     out = tmp_path / "out"
     slow = write_config(steps=400, height=64, width=64)  # device: cpu here; on a GPU each worker sees only its GPU
-    driver = start("batch", prompts, "--config", slow, "--devices", "0,1")
-    held = wait_for(lambda: running_claim(out), "a worker to claim an item")
+    driver, held = start_until_claimed(out, "batch", prompts, "--config", slow, "--devices", "0,1")
     driver.send_signal(signal.SIGTERM)
     _, err = driver.communicate(timeout=300)
     assert driver.returncode == 130, err

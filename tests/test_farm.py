@@ -16,15 +16,10 @@ from pathlib import Path
 
 import pytest
 from clusters import RayHead, slurm_cluster, slurm_missing
-from farm import assert_all_done_once, claims, fbgen, running_claim, start, wait_for
+from farm import assert_all_done_once, claims, fbgen, running_claim, start_until_claimed, wait_for, write_prompts
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "slurm-array.sh"
 BIN = Path(sys.executable).parent
-
-
-def write_prompts(path: Path, texts: list[str]) -> Path:
-    path.write_text("\n".join(texts) + "\n")
-    return path
 
 
 # -- SLURM ------------------------------------------------------------------------------------------------------------
@@ -102,8 +97,14 @@ def test_preemption_with_requeue_resumes_and_finishes(slurm, write_config, tmp_p
     prompts = write_prompts(tmp_path / "p.txt", texts)
     out = tmp_path / "out"
     config = write_config(steps=100)  # long enough to be mid-item when the requeue comes
-    submit = subprocess.run(["bash", str(EXAMPLE), str(prompts), str(config), str(out)], cwd=tmp_path,
-                            env={**slurm.env, "SBATCH_ARRAY_INX": "0"}, capture_output=True, text=True, check=True)
+    submit = subprocess.run(
+        ["bash", str(EXAMPLE), str(prompts), str(config), str(out)],
+        cwd=tmp_path,
+        env={**slurm.env, "SBATCH_ARRAY_INX": "0"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     job = re.search(r"Submitted batch job (\d+)", submit.stdout).group(1)
     held = wait_for(lambda: running_claim(out), "the task to claim an item", timeout=600)
     slurm.run("scontrol", "requeue", job)  # what pre-emption does: SIGTERM, then back to the queue
@@ -172,9 +173,8 @@ def test_a_killed_ray_actors_item_is_redone_by_the_others(ray_head, write_config
     texts = [f"a violet moth number {i}" for i in range(3)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
     out = tmp_path / "out"
-    driver = start("batch", prompts, "--config", write_config(steps=200, height=64, width=64), "--ray",
-                   ray_head.address, "--workers", "2", "--lease", "3")  # fmt: skip
-    held = wait_for(lambda: running_claim(out), "an actor to claim an item", timeout=600)
+    driver, held = start_until_claimed(out, "batch", prompts, "--config", write_config(steps=200, height=64, width=64),
+                                       "--ray", ray_head.address, "--workers", "2", "--lease", "3")  # fmt: skip
     os.kill(claims(out)[held]["pid"], signal.SIGKILL)  # the actor's process dies mid-item
     stdout, stderr = driver.communicate(timeout=900)
     assert driver.returncode == 0, stdout + stderr
@@ -186,9 +186,8 @@ def test_a_killed_ray_actors_item_is_redone_by_the_others(ray_head, write_config
 def test_sigterm_to_the_ray_driver_exits_130(ray_head, write_config, tmp_path):
     prompts = write_prompts(tmp_path / "p.txt", [f"an orange fox number {i}" for i in range(2)])
     out = tmp_path / "out"
-    driver = start("batch", prompts, "--config", write_config(steps=400, height=64, width=64), "--ray",
-                   ray_head.address, "--workers", "1")  # fmt: skip
-    wait_for(lambda: running_claim(out), "the actor to claim an item", timeout=600)
+    driver, _ = start_until_claimed(out, "batch", prompts, "--config", write_config(steps=400, height=64, width=64),
+                                    "--ray", ray_head.address, "--workers", "1")  # fmt: skip
     driver.send_signal(signal.SIGTERM)
     _, stderr = driver.communicate(timeout=300)
     assert driver.returncode == 130, stderr
