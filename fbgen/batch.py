@@ -365,7 +365,7 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
     # workers start at different points of the list, so they rarely race for the same item
     offset = int(worker.token.encode().hex(), 16) % len(pending) if pending else 0
     order = pending[offset:] + pending[:offset]
-    resolved: dict[str, str] = {i.id: "done" for i in batch.items if i.id not in {p.id for p in pending}}
+    resolved: dict[str, str] = {} if options.force else dict.fromkeys(complete, "done")
     heartbeat = Heartbeat(options.lease_s)
     queue = _Queue(claims, worker, options, out, log)
     announced = False
