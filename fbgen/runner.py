@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import torch
 
 import fbgen
+from fbgen import interrupts
 from fbgen.config import RunConfig, cache_hook
 from fbgen.errors import BadInput, FbgenError, ModelError
 from fbgen.families import FAMILIES, load_adapter
@@ -261,6 +262,7 @@ class Session:
     def generate(self, config: RunConfig, prompt: str, cond: Any, seed: int, index: int = 0, total: int = 1,
                  encode_s: float = 0.0, name: str | None = None) -> dict[str, Any]:  # fmt: skip
         """One video: noise from `seed`, the staged loop over the plan, decode, MP4, manifest. Returns the record."""
+        interrupts.check()  # a signal some library swallowed while loading stops here, before any work
         t_start = time.perf_counter()
         scheduler, plan = plan_run(config, str(self.device))
         flops = plan_flops_for(config, plan, self.sources)
