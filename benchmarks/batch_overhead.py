@@ -19,10 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fbgen.batch import Batch, Options, Worker, previous_records, read_prompts, run_worker
+from fbgen.batch import Batch, read_prompts
 from fbgen.config import validate
+from fbgen.records import previous_records
 from fbgen.runner import Session
 from fbgen.tiny import build_tiny_wan
+from fbgen.worker import Options, Worker, run_worker
 
 SIZES = {"64x64x9, 20 steps": (64, 64, 9, 20), "128x128x17, 30 steps": (128, 128, 17, 30)}
 

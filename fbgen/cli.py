@@ -171,12 +171,13 @@ def batch(
     """
 
     def body() -> int:
-        from fbgen.batch import Batch, Options, Worker, parse_shard, read_prompts, run_batch, wait_for_peers
+        from fbgen.batch import Batch, parse_shard, read_prompts
         from fbgen.config import load_config
         from fbgen.errors import BadInput
+        from fbgen.launchers import combine, parse_devices, run_local, run_ray
         from fbgen.reporting import batch_table
         from fbgen.status import batch_status
-        from fbgen.workers import combine, parse_devices, run_local, run_ray
+        from fbgen.worker import Options, Worker, run_batch, wait_for_peers
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
         items = read_prompts(prompts)

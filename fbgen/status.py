@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fbgen.batch import STATE_DIR, is_complete, previous_records
 from fbgen.claims import Claims
 from fbgen.errors import BadInput
+from fbgen.records import STATE_DIR, is_complete, previous_records, state_dir
 
 STATES = ("done", "failed", "in_progress", "missing")
 
@@ -20,12 +20,12 @@ STATES = ("done", "failed", "in_progress", "missing")
 def batch_status(output_dir: str | os.PathLike) -> dict[str, Any]:
     out = Path(output_dir)
     try:
-        index = json.loads((out / STATE_DIR / "items.json").read_text(encoding="utf-8"))
+        index = json.loads((state_dir(out) / "items.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise BadInput(f"{out}: not a batch output directory (no readable {STATE_DIR}/items.json); "
                        f"`fbgen batch PROMPTS --config CONFIG --out {out}` makes one") from None  # fmt: skip
     records = previous_records(out)
-    claims = Claims(out / STATE_DIR, create=False)
+    claims = Claims(state_dir(out), create=False)
     generations = claims.generations()
     items: dict[str, list[dict[str, Any]]] = {state: [] for state in STATES}
     for entry in index["items"]:

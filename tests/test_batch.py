@@ -12,9 +12,10 @@ import sys
 import pytest
 from farm import assert_all_done_once, claims, fbgen, renders, running_claim, start, start_until_claimed, write_prompts
 
-from fbgen.batch import Worker, in_shard, item_seed, parse_shard, read_prompts
+from fbgen.batch import in_shard, item_seed, parse_shard, read_prompts
 from fbgen.errors import BadInput
-from fbgen.workers import physical_device, worst
+from fbgen.launchers import physical_device, worst
+from fbgen.worker import Worker
 
 
 def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):

@@ -1,6 +1,6 @@
 """One batch over several workers: one process per local GPU (`--devices`), or one Ray actor per GPU (`--ray`).
 
-The workers drain the same queue as any other `fbgen batch` on the output dir (claims and leases, `fbgen.batch`),
+The workers drain the same queue as any other `fbgen batch` on the output dir (claims and leases, `fbgen.worker`),
 so nothing is split up front: a worker that dies leaves its item to the others once its lease lapses. They share
 one run id (so `--force` redoes each item once) and, since the driver waits for all of them anyway, each waits for
 its peers' items before it ends, taking over any whose worker died. The driver's exit code comes from the batch
@@ -20,9 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from fbgen import interrupts
-from fbgen.batch import Batch, Item, Options, Worker, run_batch, worker_summary_path
+from fbgen.batch import Batch, Item
 from fbgen.config import RunConfig
 from fbgen.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, BadInput, FbgenError
+from fbgen.records import worker_summary_path
+from fbgen.worker import Options, Worker, run_batch
 
 SEVERITY = (EXIT_INTERRUPTED, EXIT_MODEL, EXIT_BAD_INPUT)
 
@@ -174,7 +176,7 @@ def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _read_summary(config: RunConfig, worker: Worker) -> dict[str, Any]:
-    path = worker_summary_path(config.output_dir, worker)
+    path = worker_summary_path(config.output_dir, worker.token)
     try:
         return json.loads(Path(path).read_text())
     except (OSError, ValueError):
