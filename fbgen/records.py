@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from fbgen.manifest import write_text
 from fbgen.sources import file_sha256
 
 STATE_DIR = ".fbgen"
@@ -79,17 +80,8 @@ def write_manifest(output_dir: str | os.PathLike, ids: list[str]) -> None:
 
     text = render()
     for _ in range(10):
-        write_text_atomic(path, text)
+        write_text(path, text)
         again = render()
         if again == text and path.read_text(encoding="utf-8") == text:
             return
         text = again
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
