@@ -9,6 +9,7 @@ its lease lapses; an interrupted one releases its item at once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import re
 import secrets
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from fbgen import interrupts
 from fbgen.batch import Batch, Item
@@ -137,7 +140,7 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
     encoded = session.family.encode([i.prompt for i in valid], [batch.configs[i.id].negative_prompt for i in valid],
                                     cfg) if valid else []  # fmt: skip
     summary.encode_s = time.perf_counter() - t0
-    conds = dict(zip([i.id for i in valid], encoded))
+    conds = {i.id: to_device(c, "cpu") for i, c in zip(valid, encoded)}  # on the device one at a time, see below
 
     # workers start at different points of the list, so they rarely race for the same item
     offset = int(worker.token.encode().hex(), 16) % len(pending) if pending else 0
@@ -243,7 +246,8 @@ def _render(session: Any, batch: Batch, item: Any, claim: Claim, conds: dict[str
         if isinstance(item_cfg, Exception):
             raise item_cfg
         t0 = time.perf_counter()
-        record = session.generate(item_cfg, item.prompt, conds[item.id], batch.seeds[item.id], item.index,
+        cond = to_device(conds[item.id], session.device)
+        record = session.generate(item_cfg, item.prompt, cond, batch.seeds[item.id], item.index,
                                   len(batch.items), name=batch.names[item.id])  # fmt: skip
         if claim.superseded:
             log(f"{item.id}: another worker took this item over while it was rendering; its record stands")
@@ -274,9 +278,18 @@ def _render(session: Any, batch: Batch, item: Any, claim: Claim, conds: dict[str
         heartbeat.claim = None
 
 
-def _free_cuda_cache() -> None:
-    import torch
+def to_device(cond: Any, device: Any) -> Any:
+    """An encoded prompt (a family's dataclass of tensors) moved whole. Every worker encodes every pending prompt of
+    the shared queue, so the encodings wait in host memory and go to the GPU one video at a time."""
+    if isinstance(cond, torch.Tensor):
+        return cond.to(device)
+    if dataclasses.is_dataclass(cond):
+        return dataclasses.replace(cond, **{f.name: to_device(getattr(cond, f.name), device)
+                                            for f in dataclasses.fields(cond)})  # fmt: skip
+    return cond
 
+
+def _free_cuda_cache() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
 

@@ -71,6 +71,18 @@ def test_workers_know_their_run_and_whether_they_exit_as_a_group():
     assert worst([0, 1, 130, 3]) == 130 and worst([0, 2, 1]) == 2 and worst([0, -9]) == 1 and worst([0, 0]) == 0
 
 
+def test_encoded_prompts_move_whole_between_host_and_device():
+    import torch
+
+    from fbgen.families.ltx import Prompt
+    from fbgen.worker import to_device
+
+    cond = Prompt(torch.ones(1, 4, 8), torch.ones(1, 4, dtype=torch.bool), None, None)
+    moved = to_device(cond, "meta")
+    assert isinstance(moved, Prompt) and moved.positive.device.type == moved.positive_mask.device.type == "meta"
+    assert moved.negative is None and cond.positive.device.type == "cpu"
+
+
 def test_device_indices_count_the_visible_gpus():
     assert physical_device("1", {}) == "1"
     assert physical_device("1", {"CUDA_VISIBLE_DEVICES": "4,5"}) == "5"  # a SLURM job's second GPU
