@@ -19,7 +19,7 @@ demo: $(BIN)/fbgen
 	$(BIN)/fbgen run configs/demo.yaml --out out/demo --sheet
 
 test: $(BIN)/fbgen farm-engines
-	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto --dist loadgroup  # a worker per core, one torch thread each
+	HF_HUB_OFFLINE=1 OMP_NUM_THREADS=1 $(BIN)/python -m pytest -n auto  # pytest-xdist: a worker per core, one torch thread each
 	$(BIN)/ruff check .
 
 lint: $(BIN)/fbgen

@@ -23,7 +23,7 @@ BIN = Path(sys.executable).parent
 
 
 # -- SLURM ------------------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")  # once per test worker: a module fixture would restart between interleaved tests
+@pytest.fixture(scope="session")  # one cluster per test worker that runs a SLURM test, stopped at its end
 def slurm(tmp_path_factory):
     reason = slurm_missing()
     if reason:
@@ -36,10 +36,6 @@ def slurm(tmp_path_factory):
         pytest.skip(f"the test SLURM cluster did not start: {e}")
 
 
-pytestmark_slurm = pytest.mark.xdist_group("slurm")
-
-
-@pytestmark_slurm
 def test_slurm_arrays_with_any_spec_render_every_item_once(slurm, write_config, tmp_path):
     """The shipped example script, as a user runs it, with an array subset and a stepped array."""
     texts = [f"a red kite number {i}" for i in range(5)]
@@ -60,7 +56,6 @@ def test_slurm_arrays_with_any_spec_render_every_item_once(slurm, write_config, 
     assert len(logs) == 4  # logs/ made by the script; one per task (2 + 2)
 
 
-@pytestmark_slurm
 def test_srun_tasks_in_one_job_share_the_queue(slurm, write_config, tmp_path):
     texts = [f"a green frog number {i}" for i in range(4)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
@@ -73,7 +68,6 @@ def test_srun_tasks_in_one_job_share_the_queue(slurm, write_config, tmp_path):
     assert_all_done_once(out, texts)
 
 
-@pytestmark_slurm
 def test_a_failed_item_fails_the_job_and_its_afterok_dependent_never_runs(slurm, write_config, tmp_path):
     prompts = tmp_path / "p.jsonl"
     prompts.write_text('{"prompt": "a cat"}\n{"prompt": "a dog", "num_frames": 6}\n')
@@ -91,7 +85,6 @@ def test_a_failed_item_fails_the_job_and_its_afterok_dependent_never_runs(slurm,
     assert slurm.job(gate)["ExitCode"] == "1:0" and "1 failed" in (tmp_path / "gate.log").read_text()
 
 
-@pytestmark_slurm
 def test_preemption_with_requeue_resumes_and_finishes(slurm, write_config, tmp_path):
     texts = [f"a blue whale number {i}" for i in range(2)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
@@ -154,21 +147,18 @@ def ray_head(tmp_path_factory):
     head.stop()
 
 
-pytestmark_ray = pytest.mark.xdist_group("ray")
+def test_ray_starts_what_fits_and_renders_every_item_once(ray_head, write_config, tmp_path):
+    import importlib.util
 
-
-@pytestmark_ray
-def test_ray_client_starts_what_fits_and_renders_every_item_once(ray_head, write_config, tmp_path):
+    assert importlib.util.find_spec("grpc")  # ray[client], which ray:// addresses need, comes with fbgen[ray]
     texts = [f"a yellow star number {i}" for i in range(4)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
-    address = f"ray://127.0.0.1:{ray_head.client_port}"  # needs ray[client], which fbgen[ray] installs
-    result = fbgen("batch", prompts, "--config", write_config(steps=2), "--ray", address, "--workers", "3")
+    result = fbgen("batch", prompts, "--config", write_config(steps=2), "--ray", ray_head.address, "--workers", "3")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "starting 2 of 3 Ray workers: the cluster has 2 free CPU slot(s)" in result.stdout  # never a hang
     assert_all_done_once(tmp_path / "out", texts)
 
 
-@pytestmark_ray
 def test_a_killed_ray_actors_item_is_redone_by_the_others(ray_head, write_config, tmp_path):
     texts = [f"a violet moth number {i}" for i in range(3)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
@@ -182,7 +172,6 @@ def test_a_killed_ray_actors_item_is_redone_by_the_others(ray_head, write_config
     assert_all_done_once(out, texts)
 
 
-@pytestmark_ray
 def test_sigterm_to_the_ray_driver_exits_130(ray_head, write_config, tmp_path):
     prompts = write_prompts(tmp_path / "p.txt", [f"an orange fox number {i}" for i in range(2)])
     out = tmp_path / "out"
