@@ -17,6 +17,8 @@ from fbgen.errors import BadInput
 from fbgen.launchers import physical_device, worst
 from fbgen.worker import Worker
 
+LEASE = "6"  # seconds: tests with several workers need not wait the default 120 s lease's 15-s heartbeat checks
+
 
 def test_txt_prompts_skip_comments_and_ids_survive_inserted_lines(tmp_path):
     a = tmp_path / "a.txt"
@@ -135,7 +137,8 @@ def test_workers_on_one_output_dir_render_every_item_exactly_once(write_config, 
     texts = [f"a red ball number {i}" for i in range(6)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
     config = write_config(steps=3)
-    procs = [start("batch", prompts, "--config", config, "--quiet") for _ in range(3)]  # no shards given
+    # no shards given; a short lease so a worker that ends first sees the others' heartbeats within a second
+    procs = [start("batch", prompts, "--config", config, "--quiet", "--lease", LEASE) for _ in range(3)]
     results = [p.communicate(timeout=600) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0], [err for _, err in results]
     assert_all_done_once(tmp_path / "out", texts)
@@ -241,12 +244,12 @@ def test_devices_run_one_worker_each_and_pass_sigterm_on(write_config, tmp_path)
     prompts = write_prompts(tmp_path / "p.txt", texts)
     out = tmp_path / "out"
     slow = write_config(steps=400, height=64, width=64)  # device: cpu here; on a GPU each worker sees only its GPU
-    driver, held = start_until_claimed(out, "batch", prompts, "--config", slow, "--devices", "0,1")
+    driver, held = start_until_claimed(out, "batch", prompts, "--config", slow, "--devices", "0,1", "--lease", LEASE)
     driver.send_signal(signal.SIGTERM)
     _, err = driver.communicate(timeout=300)
     assert driver.returncode == 130, err
     assert claims(out)[held]["state"] == "released" and not list(out.glob("*.mp4"))
-    result = fbgen("batch", prompts, "--config", write_config(steps=2), "--devices", "0,1", "--json")
+    result = fbgen("batch", prompts, "--config", write_config(steps=2), "--devices", "0,1", "--json", "--lease", LEASE)
     assert result.returncode == 0, result.stderr
     summary = json.loads(result.stdout)
     assert summary["done"] == 3 and len(summary["workers"]) == 2

@@ -19,6 +19,7 @@ from clusters import RayHead, slurm_cluster, slurm_missing
 from farm import assert_all_done_once, claims, fbgen, running_claim, start_until_claimed, wait_for, write_prompts
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "slurm-array.sh"
+LEASE = "6"  # seconds: workers that end early confirm their peers' heartbeats within a second, not 15 s
 BIN = Path(sys.executable).parent
 
 
@@ -45,7 +46,8 @@ def test_slurm_arrays_with_any_spec_render_every_item_once(slurm, write_config, 
     for spec in ("1,3", "0-2:2"):
         out = tmp_path / f"out-{spec.replace(',', '_').replace(':', '_')}"
         env = {**slurm.env, "SBATCH_ARRAY_INX": spec, "SBATCH_WAIT": "1"}
-        submits[out] = subprocess.Popen(["bash", str(EXAMPLE), str(prompts), str(config), str(out), "--quiet"],
+        submits[out] = subprocess.Popen(["bash", str(EXAMPLE), str(prompts), str(config), str(out), "--quiet",
+                                         "--lease", LEASE],
                                         cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True)  # fmt: skip
     for out, proc in submits.items():
@@ -60,7 +62,7 @@ def test_srun_tasks_in_one_job_share_the_queue(slurm, write_config, tmp_path):
     texts = [f"a green frog number {i}" for i in range(4)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
     out = tmp_path / "out"
-    command = f"srun -n 2 fbgen batch {prompts} --config {write_config(steps=2)} --out {out}"
+    command = f"srun -n 2 fbgen batch {prompts} --config {write_config(steps=2)} --out {out} --lease {LEASE}"
     job, code = slurm.sbatch("-n", "2", "-o", str(tmp_path / "job.log"), "--wrap", command, wait=True)
     log = (tmp_path / "job.log").read_text()
     assert code == 0, log
@@ -120,7 +122,7 @@ def test_torchrun_ranks_drain_one_queue_and_a_failed_item_kills_no_rank(write_co
     prompts.write_text("".join(json.dumps({"prompt": t}) + "\n" for t in texts) + '{"prompt": "x", "steps": 0}\n')
     out = tmp_path / "out"
     result = subprocess.run([torchrun, "--standalone", "--nproc-per-node=2", "-m", "fbgen", "batch", str(prompts),
-                             "--config", str(write_config(steps=2)), "--out", str(out)],
+                             "--config", str(write_config(steps=2)), "--out", str(out), "--lease", LEASE],
                             capture_output=True, text=True, timeout=900)  # fmt: skip
     assert result.returncode != 0  # one item failed: the batch is not complete
     # both ranks reached their end (the failing one waited for the other before exiting): none was killed mid-work
@@ -153,7 +155,18 @@ def test_ray_starts_what_fits_and_renders_every_item_once(ray_head, write_config
     assert importlib.util.find_spec("grpc")  # ray[client], which ray:// addresses need, comes with fbgen[ray]
     texts = [f"a yellow star number {i}" for i in range(4)]
     prompts = write_prompts(tmp_path / "p.txt", texts)
-    result = fbgen("batch", prompts, "--config", write_config(steps=2), "--ray", ray_head.address, "--workers", "3")
+    result = fbgen(
+        "batch",
+        prompts,
+        "--config",
+        write_config(steps=2),
+        "--ray",
+        ray_head.address,
+        "--workers",
+        "3",
+        "--lease",
+        LEASE,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "starting 2 of 3 Ray workers: the cluster has 2 free CPU slot(s)" in result.stdout  # never a hang
     assert_all_done_once(tmp_path / "out", texts)
