@@ -142,7 +142,7 @@ def run_ray(address: str, config: RunConfig, batch: Batch, all_items: list[Item]
                 results.append(_read_summary(config, worker))
         if errors and len(errors) == len(names):
             raise errors[0]  # every actor failed (a missing model, say): one clear line and its exit code
-        return results, worst(c for c in codes if c != 1)  # items are judged from the files by the caller
+        return results, worst([c for c in codes if c != 1])  # items are judged from the files by the caller
     finally:  # also on Ctrl-C/SIGTERM: kills the actors; their claims are released when their leases lapse
         ray.shutdown()
 
