@@ -23,15 +23,15 @@ from typing import Any
 import numpy as np
 import torch
 
-from fbgen.compare import RunSpec, variant
-from fbgen.config import load_config
+from fbgen.apps.compare import RunSpec, variant
+from fbgen.apps.fidelity import pixel_fidelity
+from fbgen.config.schema import load_config
+from fbgen.core.solvers import plan_run
 from fbgen.demo.data import dataset
 from fbgen.demo.data import render as render_clip
 from fbgen.demo.results import ATTRIBUTES, PROMPT_SEED, READABLE, roundtrip, score
 from fbgen.demo.train import hardware
-from fbgen.fidelity import pixel_fidelity
-from fbgen.runner import Session, plan_flops_for
-from fbgen.solvers import plan_run
+from fbgen.engine.engine import Session, plan_flops_for
 
 # name → config keys; the first is the reference. Each runs under LLL and under LSL [0.4, 0.8].
 ACCELERATIONS: dict[str, dict[str, Any]] = {

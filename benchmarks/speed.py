@@ -33,13 +33,13 @@ from typing import Any
 
 import torch
 
-from fbgen.config import validate
+from fbgen.config.schema import validate
+from fbgen.core.flops import plan_flops
+from fbgen.core.solvers import make_scheduler, plan_run
+from fbgen.engine.engine import NoProgress, Session, accelerate, load_loras, sync
+from fbgen.engine.residency import Residency
+from fbgen.engine.work import WorkTally
 from fbgen.families import load_adapter
-from fbgen.flops import plan_flops
-from fbgen.residency import Residency
-from fbgen.runner import NoProgress, Session, accelerate, load_loras, sync
-from fbgen.solvers import make_scheduler, plan_run
-from fbgen.work import WorkTally
 
 WAN_COMMON = dict(
     patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=4096, freq_dim=256, cross_attn_norm=True,
@@ -122,7 +122,7 @@ def build_transformer(config: dict, device: torch.device, dtype: torch.dtype, se
 
 def build_models(family: str, tiny: bool, device: torch.device, dtype: torch.dtype) -> tuple[dict, Any, int]:
     """Transformers L and S, a VAE (only its compression ratios matter: latents are not decoded) and the text width."""
-    from fbgen import tiny as t
+    from fbgen.apps import tiny as t
 
     torch.manual_seed(0)
     if family == "ltx":
@@ -369,7 +369,7 @@ def run_shape(models, family, cond, size, steps, device, dtype, offloads, varian
 
 
 def plan_flops_table(runs: dict[str, Timing], per_forward: dict[str, int], guidance: float) -> dict[str, float]:
-    from fbgen.schedule import Plan
+    from fbgen.core.schedule import Plan
 
     out = {}
     for key in ("LLL", "SSS", "LSL"):

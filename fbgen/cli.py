@@ -1,4 +1,4 @@
-"""The `fbgen` command: thin Typer shells over `fbgen.config`, `fbgen.runner` and friends.
+"""The `fbgen` command: thin Typer shells over `fbgen.config.schema`, `fbgen.engine.engine` and friends.
 
 Errors a user can fix print one line and exit 2 (bad input) or 3 (model); Ctrl-C/SIGTERM exit 130; a traceback
 only with --debug.
@@ -6,7 +6,7 @@ only with --debug.
 
 from __future__ import annotations
 
-from fbgen import interrupts
+from fbgen.core import interrupts
 
 interrupts.install(deferred=True)  # first, before the imports: pre-emption during start-up is an interruption too
 
@@ -23,7 +23,7 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import fbgen  # noqa: E402
-from fbgen.errors import EXIT_INTERRUPTED, FbgenError  # noqa: E402
+from fbgen.core.errors import EXIT_INTERRUPTED, FbgenError  # noqa: E402
 
 app = typer.Typer(
     name="fbgen",
@@ -104,9 +104,9 @@ def run(
     """
 
     def body() -> int:
-        from fbgen.config import load_config
-        from fbgen.reporting import summary_table
-        from fbgen.runner import Session, prompt_names
+        from fbgen.apps.reporting import summary_table
+        from fbgen.config.schema import load_config
+        from fbgen.engine.engine import Session, prompt_names
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
         prompt_names(cfg)  # two prompts that would share a file name: refused before anything loads
@@ -115,8 +115,8 @@ def run(
             session = Session.open(cfg, progress)
             records = session.run()
         if sheet:
-            from fbgen.sheets import contact_sheet
-            from fbgen.video import read_mp4
+            from fbgen.outputs.sheets import contact_sheet
+            from fbgen.outputs.video import read_mp4
 
             rows = {f"{r['schedule']} seed {r['seed']}: {r['prompt']}": read_mp4(r["output"])[0] for r in records}
             path = contact_sheet(rows, Path(cfg.output_dir) / "contact-sheet.png", columns=9)
@@ -171,13 +171,13 @@ def batch(
     """
 
     def body() -> int:
-        from fbgen.batch import Batch, parse_shard, read_prompts
-        from fbgen.config import load_config
-        from fbgen.errors import BadInput
-        from fbgen.launchers import combine, parse_devices, run_local, run_ray
-        from fbgen.reporting import batch_table
-        from fbgen.status import batch_status
-        from fbgen.worker import Options, Worker, run_batch, wait_for_peers
+        from fbgen.apps.batch import Batch, parse_shard, read_prompts
+        from fbgen.apps.launchers import combine, parse_devices, run_local, run_ray
+        from fbgen.apps.reporting import batch_table
+        from fbgen.apps.status import batch_status
+        from fbgen.apps.worker import Options, Worker, run_batch, wait_for_peers
+        from fbgen.config.schema import load_config
+        from fbgen.core.errors import BadInput
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
         items = read_prompts(prompts)
@@ -249,7 +249,7 @@ def status(
     """
 
     def body() -> int:
-        from fbgen.status import STATES, batch_status
+        from fbgen.apps.status import STATES, batch_status
 
         state = batch_status(out_dir)
         code = 0 if state["complete"] else 1
@@ -294,12 +294,12 @@ def calibrate(
     """
 
     def body() -> int:
-        from fbgen.batch import read_prompts
-        from fbgen.calibrate import calibrate as run_calibration
-        from fbgen.calibrate import pair
-        from fbgen.config import load_config
-        from fbgen.reporting import calibration_table
-        from fbgen.runner import Session
+        from fbgen.apps.batch import read_prompts
+        from fbgen.apps.calibrate import calibrate as run_calibration
+        from fbgen.apps.calibrate import pair
+        from fbgen.apps.reporting import calibration_table
+        from fbgen.config.schema import load_config
+        from fbgen.engine.engine import Session
 
         overrides = [*(set_ or []), *([f"steps={steps}"] if steps else [])]
         cfg = load_config(config, overrides)
@@ -350,14 +350,14 @@ def compare(
     """
 
     def body() -> int:
-        from fbgen.batch import Item, read_prompts
-        from fbgen.calibrate import pair
-        from fbgen.compare import compare as run_compare
-        from fbgen.compare import load_calibration, parse_sweeps, run_specs
-        from fbgen.config import load_config
-        from fbgen.errors import BadInput
-        from fbgen.fidelity import load_embedders
-        from fbgen.runner import Session
+        from fbgen.apps.batch import Item, read_prompts
+        from fbgen.apps.calibrate import pair
+        from fbgen.apps.compare import compare as run_compare
+        from fbgen.apps.compare import load_calibration, parse_sweeps, run_specs
+        from fbgen.apps.fidelity import load_embedders
+        from fbgen.config.schema import load_config
+        from fbgen.core.errors import BadInput
+        from fbgen.engine.engine import Session
 
         cfg = load_config(config, set_)
         large, small = pair(cfg)
@@ -407,8 +407,8 @@ def eval_(
     """
 
     def body() -> int:
-        from fbgen.evaluate import evaluate
-        from fbgen.fidelity import HOW_TO_ENABLE, load_embedders
+        from fbgen.apps.evaluate import evaluate
+        from fbgen.apps.fidelity import HOW_TO_ENABLE, load_embedders
 
         result = evaluate(videos, reference, load_embedders(metric_model))
         if json_:
@@ -433,7 +433,7 @@ def eval_(
 
 def _progress(quiet: bool, json_: bool) -> tuple[Console, bool, Any]:
     """Rich on a TTY, plain log lines in farm logs, nothing with --quiet or --json (stdout is for the JSON)."""
-    from fbgen.reporting import LogProgress, QuietProgress, RichProgress, quiet_libraries
+    from fbgen.apps.reporting import LogProgress, QuietProgress, RichProgress, quiet_libraries
 
     quiet_libraries()
     console = Console()
@@ -500,10 +500,10 @@ def plan(
     """
 
     def body() -> int:
-        from fbgen.config import load_config
-        from fbgen.reporting import plan_table, quiet_libraries, tflop
-        from fbgen.runner import Sources, memory_plan, plan_flops_for
-        from fbgen.solvers import plan_run
+        from fbgen.apps.reporting import plan_table, quiet_libraries, tflop
+        from fbgen.config.schema import load_config
+        from fbgen.core.solvers import plan_run
+        from fbgen.engine.engine import Sources, memory_plan, plan_flops_for
 
         cfg = load_config(config, set_, schedule=schedule)
         quiet_libraries()

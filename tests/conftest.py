@@ -19,7 +19,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def tiny_pair(tmp_path_factory) -> dict[str, Path]:
-    from fbgen.tiny import build_tiny_wan
+    from fbgen.apps.tiny import build_tiny_wan
 
     return build_tiny_wan(tmp_path_factory.mktemp("models"))
 
@@ -53,7 +53,7 @@ def write_config(tmp_path, tiny_pair):
 
 @pytest.fixture(scope="session")
 def tiny_ltx(tmp_path_factory) -> dict[str, Path]:
-    from fbgen.tiny import build_tiny_ltx
+    from fbgen.apps.tiny import build_tiny_ltx
 
     return build_tiny_ltx(tmp_path_factory.mktemp("ltx-models"))
 

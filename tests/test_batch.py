@@ -12,10 +12,10 @@ import sys
 import pytest
 from farm import assert_all_done_once, claims, fbgen, renders, running_claim, start, start_until_claimed, write_prompts
 
-from fbgen.batch import in_shard, item_seed, parse_shard, read_prompts
-from fbgen.errors import BadInput
-from fbgen.launchers import physical_device, worst
-from fbgen.worker import Worker
+from fbgen.apps.batch import in_shard, item_seed, parse_shard, read_prompts
+from fbgen.apps.launchers import physical_device, worst
+from fbgen.apps.worker import Worker
+from fbgen.core.errors import BadInput
 
 LEASE = "6"  # seconds: tests with several workers need not wait the default 120 s lease's 15-s heartbeat checks
 
@@ -76,8 +76,8 @@ def test_workers_know_their_run_and_whether_they_exit_as_a_group():
 def test_encoded_prompts_move_whole_between_host_and_device():
     import torch
 
+    from fbgen.apps.worker import to_device
     from fbgen.families.ltx import Prompt
-    from fbgen.worker import to_device
 
     cond = Prompt(torch.ones(1, 4, 8), torch.ones(1, 4, dtype=torch.bool), None, None)
     moved = to_device(cond, "meta")
@@ -191,7 +191,8 @@ def test_sigterm_while_models_load_exits_130(write_config, tmp_path):
 def test_a_swallowed_interrupt_still_exits_130(monkeypatch):
     import typer
 
-    from fbgen import cli, interrupts
+    from fbgen import cli
+    from fbgen.core import interrupts
 
     monkeypatch.setattr(interrupts, "_interrupted", type(interrupts._interrupted)())
 

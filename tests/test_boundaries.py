@@ -5,8 +5,8 @@ import random
 
 import pytest
 
-from fbgen.boundaries import auto_boundaries
-from fbgen.schedule import stage_starts
+from fbgen.core.boundaries import auto_boundaries
+from fbgen.core.schedule import stage_starts
 
 
 def sigmas(n):

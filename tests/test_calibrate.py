@@ -7,10 +7,10 @@ import sys
 import pytest
 import yaml
 
-from fbgen.batch import read_prompts
-from fbgen.calibrate import calibrate, divergence
-from fbgen.config import load_config, validate
-from fbgen.runner import NoProgress, Session
+from fbgen.apps.batch import read_prompts
+from fbgen.apps.calibrate import calibrate, divergence
+from fbgen.config.schema import load_config, validate
+from fbgen.engine.engine import NoProgress, Session
 
 
 def open_session(write_config, **overrides):

@@ -7,13 +7,13 @@ import sys
 import numpy as np
 import pytest
 
-from fbgen.batch import Item
-from fbgen.compare import compare, criteria, parse_sweeps, run_specs
-from fbgen.config import load_config
-from fbgen.errors import BadInput
-from fbgen.fidelity import Embedder, pixel_fidelity
-from fbgen.runner import Session
-from fbgen.video import read_mp4
+from fbgen.apps.batch import Item
+from fbgen.apps.compare import compare, criteria, parse_sweeps, run_specs
+from fbgen.apps.fidelity import Embedder, pixel_fidelity
+from fbgen.config.schema import load_config
+from fbgen.core.errors import BadInput
+from fbgen.engine.engine import Session
+from fbgen.outputs.video import read_mp4
 
 
 def test_specs_and_sweeps(write_config):

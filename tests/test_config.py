@@ -3,8 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fbgen.config import load_config
-from fbgen.errors import BadInput
+from fbgen.config.schema import load_config
+from fbgen.core.errors import BadInput
 
 BASE = {"models": {"large": "org/big", "small": "org/small"}, "prompt": "a cat", "device": "cpu"}
 

@@ -13,13 +13,13 @@ import torch
 import yaml
 from diffusers import WanPipeline, WanTransformer3DModel
 
-from fbgen.config import load_config
+from fbgen.config.schema import load_config
+from fbgen.core.solvers import make_scheduler
 from fbgen.demo import checker
 from fbgen.demo.data import FRAMES, SIZE
+from fbgen.engine.engine import Session
 from fbgen.families import DEMO_PAIR, FAMILIES
-from fbgen.runner import Session
-from fbgen.solvers import make_scheduler
-from fbgen.video import read_mp4
+from fbgen.outputs.video import read_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ["a big red circle moves right slowly on a black background",
@@ -88,7 +88,7 @@ def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
 def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
     config = load_config(demo_config(tmp_path, schedule="LLL", steps=6, prompts=PROMPTS[:1]))
     session = Session.open(config)
-    from fbgen.solvers import plan_run
+    from fbgen.core.solvers import plan_run
 
     cond = session.family.encode(list(config.prompts), config.negative_prompt, True)[0]
     scheduler, plan = plan_run(config, "cpu")
@@ -107,8 +107,8 @@ def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
 def test_training_conditioning_is_sampling_conditioning():
     """The transformers were trained on the captions encoded exactly as the demo family encodes them at run time."""
     from fbgen.demo.train import encode
+    from fbgen.engine.sources import Source
     from fbgen.families.demo import DemoFamily
-    from fbgen.sources import Source
 
     src = Source("demo", DEMO_PAIR / "large", None, None)
     family = DemoFamily.load({"L": src}, src, src, "cpu", torch.float32)

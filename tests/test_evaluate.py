@@ -7,9 +7,9 @@ import sys
 import numpy as np
 import pytest
 
-from fbgen.errors import BadInput
-from fbgen.evaluate import evaluate, pairs
-from fbgen.video import write_mp4
+from fbgen.apps.evaluate import evaluate, pairs
+from fbgen.core.errors import BadInput
+from fbgen.outputs.video import write_mp4
 
 
 def clip(seed, noise=0):

@@ -11,13 +11,13 @@ import torch
 from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
-from fbgen.config import load_config
-from fbgen.errors import BadInput, ModelError
+from fbgen.apps.tiny import LTX_LARGE, LTX_SMALL, build_tiny_ltx, tiny_ltx_transformer, tiny_ltx_vae
+from fbgen.config.schema import load_config
+from fbgen.core.errors import BadInput, ModelError
+from fbgen.core.solvers import plan_run
+from fbgen.engine.engine import Session, Sources
 from fbgen.families.ltx import SCHEDULER, forward_flops
-from fbgen.runner import Session, Sources
-from fbgen.solvers import plan_run
-from fbgen.tiny import LTX_LARGE, LTX_SMALL, build_tiny_ltx, tiny_ltx_transformer, tiny_ltx_vae
-from fbgen.video import read_mp4
+from fbgen.outputs.video import read_mp4
 
 
 def fbgen(*args):

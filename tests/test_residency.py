@@ -5,11 +5,11 @@ import copy
 import pytest
 import torch
 
-from fbgen.config import load_config
-from fbgen.residency import Residency
-from fbgen.runner import Session
-from fbgen.solvers import plan_run
-from fbgen.tiny import LARGE, SMALL, tiny_transformer
+from fbgen.apps.tiny import LARGE, SMALL, tiny_transformer
+from fbgen.config.schema import load_config
+from fbgen.core.solvers import plan_run
+from fbgen.engine.engine import Session
+from fbgen.engine.residency import Residency
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from fbgen.config import load_config
-from fbgen.runner import Session
-from fbgen.sampler import guided
-from fbgen.solvers import make_scheduler, plan_run
+from fbgen.config.schema import load_config
+from fbgen.core.sampler import guided
+from fbgen.core.solvers import make_scheduler, plan_run
+from fbgen.engine.engine import Session
 
 
 def open_session(write_config, **overrides):

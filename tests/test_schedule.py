@@ -1,6 +1,6 @@
 import pytest
 
-from fbgen.schedule import build_plan, stage_starts
+from fbgen.core.schedule import build_plan, stage_starts
 
 N = 10
 TIMESTEPS = [1000 - 100 * i for i in range(N)]

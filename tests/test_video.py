@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from fbgen import video
-from fbgen.naming import output_name, slugify
+from fbgen.outputs import video
+from fbgen.outputs.naming import output_name, slugify
 
 
 def test_mp4_roundtrip_h264_yuv420p(tmp_path):

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from fbgen.batch import Item
-from fbgen.compare import describe, render, run_specs
-from fbgen.config import load_config
+from fbgen.apps.batch import Item
+from fbgen.apps.compare import describe, render, run_specs
+from fbgen.apps.fidelity import pixel_fidelity
+from fbgen.config.schema import load_config
 from fbgen.demo import checker
 from fbgen.demo.data import Clip, dataset
 from fbgen.demo.data import render as render_clip
 from fbgen.demo.train import hardware, to_tensor
-from fbgen.fidelity import pixel_fidelity
 
 SCHEDULES = ["SSS", "LSS", "SLL", "LSL"]
 SWEEPS = {"early": [0.2, 0.3, 0.6], "late": [0.6, 0.9]}
@@ -35,7 +35,7 @@ READABLE = 0.9  # round-trip accuracy from which an attribute counts as carried 
 
 def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, log=print) -> dict[str, Any]:
     """Run every schedule on `pairs` captions (seed i for caption i) and score each video."""
-    from fbgen.runner import Session
+    from fbgen.engine.engine import Session
 
     config = load_config(config_path, overrides)
     clips = dataset(PROMPT_SEED, pairs)

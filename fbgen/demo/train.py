@@ -190,9 +190,9 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     """Train VAE, then the large and the small transformer; write `out/large`, `out/small` and `out/MODEL_CARD.md`."""
     from diffusers import WanPipeline, WanTransformer3DModel
 
+    from fbgen.core.solvers import make_scheduler
     from fbgen.demo.autoencoder import CausalFrameAutoencoder
-    from fbgen.runner import resolve_device
-    from fbgen.solvers import make_scheduler
+    from fbgen.engine.engine import resolve_device
 
     recipe = recipe or Recipe()
     dev = resolve_device(device)

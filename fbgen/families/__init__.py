@@ -24,8 +24,8 @@ class FamilyRules:
     solvers: tuple[str, ...]  # the first is the default
     options: tuple[str, ...] = ()  # family-only config keys
     caches: tuple[str, ...] = ("first_block", "taylorseer")  # diffusers cache hooks that work on its transformer
-    # the per-block modules that do a block's work (the group names the unit, as in `fbgen.flops`): what TaylorSeer
-    # forecasts and what `fbgen.work` counts. diffusers' default TaylorSeer pattern (`^blocks.*attn`) matches no
+    # the per-block modules that do a block's work (the group names the unit, as in `fbgen.core.flops`): what TaylorSeer
+    # forecasts and what `fbgen.engine.work` counts. diffusers' default TaylorSeer pattern (`^blocks.*attn`) matches no
     # module of Wan or LTX (theirs are `attn1`, `attn2`), which would leave that hook a silent no-op
     block_units: str = r"blocks\.\d+\.(attn1|attn2|ffn)"
     default_models: tuple[tuple[str, str], ...] = ()  # (letter, path) used when a config declares no models

@@ -19,12 +19,12 @@ from diffusers import AutoencoderKLLTXVideo, FlowMatchEulerDiscreteScheduler, LT
 from diffusers.pipelines.ltx.pipeline_ltx import calculate_shift
 from transformers import AutoTokenizer, T5EncoderModel
 
-from fbgen.errors import BadInput
+from fbgen.core.errors import BadInput
+from fbgen.core.flops import ltx_block_flops, ltx_forward_flops
+from fbgen.core.sampler import Step
+from fbgen.engine.sources import Source
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
-from fbgen.flops import ltx_block_flops, ltx_forward_flops
-from fbgen.sampler import Step
-from fbgen.sources import Source
 
 RULES = FAMILIES["ltx"]
 PAIR_KEYS = ("in_channels", "out_channels", "patch_size", "patch_size_t", "caption_channels")

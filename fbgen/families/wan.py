@@ -1,7 +1,7 @@
 """Wan 2.1 text-to-video (1.3B / 14B, diffusers format): a thin adapter over diffusers' own components.
 
 Prompt encoding and latent preparation are `WanPipeline`'s own methods, called on a pipeline that holds the shared
-components, so fbgen's LLL is diffusers' result. Only the loop is fbgen's (see `fbgen.sampler`).
+components, so fbgen's LLL is diffusers' result. Only the loop is fbgen's (see `fbgen.core.sampler`).
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import torch
 from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
 from transformers import AutoTokenizer, UMT5EncoderModel
 
+from fbgen.core.flops import wan_block_flops, wan_forward_flops
+from fbgen.core.sampler import Step
+from fbgen.engine.sources import Source
 from fbgen.families import FAMILIES
 from fbgen.families.base import PipelineFamily
-from fbgen.flops import wan_block_flops, wan_forward_flops
-from fbgen.sampler import Step
-from fbgen.sources import Source
 
 RULES = FAMILIES["wan"]
 PAIR_KEYS = ("in_channels", "out_channels", "patch_size", "text_dim")  # must match for a shared latent space
@@ -31,7 +31,7 @@ VAE_SUBFOLDERS = ["vae"]
 
 def scheduler(config, device: str):
     """Wan's default: UniPC with flow sigmas (or Euler), a fixed shift, `steps` timesteps."""
-    from fbgen.solvers import make_scheduler
+    from fbgen.core.solvers import make_scheduler
 
     sched = make_scheduler(config.solver, config.shift)
     sched.set_timesteps(config.steps, device=device)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torchmetrics.functional.image import peak_signal_noise_ratio, structural_similarity_index_measure
 
-from fbgen.errors import BadInput
+from fbgen.core.errors import BadInput
 
 EMBEDDERS = ("clip", "dino")
 HOW_TO_ENABLE = (

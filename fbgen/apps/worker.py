@@ -1,8 +1,8 @@
 """One worker on a render farm: who it is, and the loop that drains the queue it shares with every other worker on
 the same prompts and output dir, so that together they render every item exactly once.
 
-Workers need no shard: each claims an item under a lease (`fbgen.claims`), renders it, records it in its journal
-(`fbgen.records`) and takes the next, until nothing is left it could take. A dead worker's item is taken over when
+Workers need no shard: each claims an item under a lease (`fbgen.apps.claims`), renders it, records it in its journal
+(`fbgen.apps.records`) and takes the next, until nothing is left it could take. A dead worker's item is taken over when
 its lease lapses; an interrupted one releases its item at once.
 """
 
@@ -22,13 +22,9 @@ from typing import Any
 
 import torch
 
-from fbgen import interrupts
-from fbgen.batch import Batch, Item
-from fbgen.claims import LEASE_S, Claim, Claims, Heartbeat
-from fbgen.config import RunConfig
-from fbgen.errors import DiskFull
-from fbgen.manifest import now, write_json
-from fbgen.records import (
+from fbgen.apps.batch import Batch, Item
+from fbgen.apps.claims import LEASE_S, Claim, Claims, Heartbeat
+from fbgen.apps.records import (
     append_record,
     is_complete,
     journal_path,
@@ -37,6 +33,10 @@ from fbgen.records import (
     worker_summary_path,
     write_manifest,
 )
+from fbgen.config.schema import RunConfig
+from fbgen.core import interrupts
+from fbgen.core.errors import DiskFull
+from fbgen.outputs.manifest import now, write_json
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
     """Take items from the shared queue until none is left that this worker could render; record every finished or
     failed item. A dead worker's item is taken over once its lease lapses; items other live workers hold are left
     to them (a torchrun/srun rank waits for them, so no rank exits early)."""
-    from fbgen.runner import uses_cfg
+    from fbgen.engine.engine import uses_cfg
 
     start = time.perf_counter()
     out = Path(batch.config.output_dir)
@@ -298,7 +298,7 @@ def run_batch(config: RunConfig, batch: Batch, all_items: list[Item], worker: Wo
               progress: Any = None) -> dict[str, Any]:  # fmt: skip
     """One worker, start to end: load the models once, take items until the queue is drained, write this worker's
     summary (`.fbgen/workers/<worker>.json`) and the batch's `manifest.jsonl`. Returns the summary."""
-    from fbgen.runner import NoProgress, Session
+    from fbgen.engine.engine import NoProgress, Session
 
     progress = progress or NoProgress()
     session = Session.open(config, progress)

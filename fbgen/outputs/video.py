@@ -13,7 +13,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from fbgen.errors import DiskFull, WriteError
+from fbgen.core.errors import DiskFull, WriteError
 
 CRF = 10  # H.264 quality (lower is better; 10 is near lossless, what imageio's quality=8 gave)
 

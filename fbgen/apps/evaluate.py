@@ -11,9 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from fbgen.errors import BadInput
-from fbgen.fidelity import Embedder, pixel_fidelity
-from fbgen.video import read_mp4
+from fbgen.apps.fidelity import Embedder, pixel_fidelity
+from fbgen.core.errors import BadInput
+from fbgen.outputs.video import read_mp4
 
 
 def pairs(videos: Path, references: Path) -> list[tuple[Path, Path]]:

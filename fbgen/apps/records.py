@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fbgen.manifest import write_text
-from fbgen.sources import file_sha256
+from fbgen.engine.sources import file_sha256
+from fbgen.outputs.manifest import write_text
 
 STATE_DIR = ".fbgen"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from diffusers import DPMSolverMultistepScheduler, FlowMatchEulerDiscreteScheduler, UniPCMultistepScheduler
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
 
-from fbgen.config import RunConfig
+from fbgen.config.schema import RunConfig
+from fbgen.core.schedule import Plan, build_plan
 from fbgen.families import load_adapter
-from fbgen.schedule import Plan, build_plan
 
 
 def make_scheduler(solver: str, shift: float) -> SchedulerMixin:

@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fbgen.config import ModelRef
-from fbgen.errors import ModelError
+from fbgen.config.schema import ModelRef
+from fbgen.core.errors import ModelError
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHT_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model")  # configs, weights, tokenizer files; never .bin

@@ -5,7 +5,7 @@ There is no hub on the machines fbgen is developed on, so these stand in for the
 built from diffusers/transformers configs, saved with `save_pretrained` (safetensors) and loaded back through the
 exact path a hub id or a local directory takes. Their weights are random: the videos they make are noise.
 
-    python -m fbgen.tiny DIR   # writes DIR/wan-large and DIR/wan-small
+    python -m fbgen.apps.tiny DIR   # writes DIR/wan-large and DIR/wan-small
 """
 
 from __future__ import annotations
@@ -130,7 +130,7 @@ def build_tiny_wan(root: str | Path, seed: int = 0) -> dict[str, Path]:
     """Write a tiny large/small Wan pair (full diffusers pipeline directories sharing text encoder and VAE)."""
     from diffusers import WanPipeline
 
-    from fbgen.solvers import make_scheduler
+    from fbgen.core.solvers import make_scheduler
 
     root = Path(root)
     torch.manual_seed(seed)

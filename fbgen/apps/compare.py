@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from fbgen.batch import Item, item_seed
-from fbgen.config import RunConfig, validate
-from fbgen.errors import BadInput
-from fbgen.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
-from fbgen.manifest import write_json
-from fbgen.runner import NoProgress, plan_flops_for, sync
-from fbgen.sheets import contact_sheet, side_by_side
-from fbgen.solvers import plan_run
+from fbgen.apps.batch import Item, item_seed
+from fbgen.apps.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
+from fbgen.config.schema import RunConfig, validate
+from fbgen.core.errors import BadInput
+from fbgen.core.solvers import plan_run
+from fbgen.engine.engine import NoProgress, plan_flops_for, sync
+from fbgen.outputs.manifest import write_json
+from fbgen.outputs.sheets import contact_sheet, side_by_side
 
 SEMANTIC_TOL = 0.01
 ARTIFACT_TOL_DB = 0.5

@@ -14,7 +14,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from fbgen.schedule import Plan
+from fbgen.core.schedule import Plan
 
 CONVENTION = (
     "analytic matmul FLOPs (multiply-add = 2) per transformer forward at batch 1; a CFG step counts two forwards; "
@@ -113,7 +113,7 @@ def forwards_per_step(guidance_scale: float) -> int:
 
 def executed_flops(flops: Mapping[str, Any], skipped_per_forward: Mapping[str, float]) -> dict[str, Any]:
     """The plan's FLOPs less what cache hooks skipped: `skipped_per_forward[m]` is model m's skipped block FLOPs,
-    averaged over its forwards (`fbgen.work`). Equal to the plan's total when nothing was skipped."""
+    averaged over its forwards (`fbgen.engine.work`). Equal to the plan's total when nothing was skipped."""
     per_model = {
         m: round(total - total / flops["per_forward"][m] * skipped_per_forward.get(m, 0.0))
         for m, total in flops["per_model"].items()

@@ -1,6 +1,6 @@
 """One batch over several workers: one process per local GPU (`--devices`), or one Ray actor per GPU (`--ray`).
 
-The workers drain the same queue as any other `fbgen batch` on the output dir (claims and leases, `fbgen.worker`),
+The workers drain the same queue as any other `fbgen batch` on the output dir (claims and leases, `fbgen.apps.worker`),
 so nothing is split up front: a worker that dies leaves its item to the others once its lease lapses. They share
 one run id (so `--force` redoes each item once) and, since the driver waits for all of them anyway, each waits for
 its peers' items before it ends, taking over any whose worker died. The driver's exit code comes from the batch
@@ -19,12 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fbgen import interrupts
-from fbgen.batch import Batch, Item
-from fbgen.config import RunConfig
-from fbgen.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, BadInput, FbgenError
-from fbgen.records import worker_summary_path
-from fbgen.worker import Options, Worker, run_batch
+from fbgen.apps.batch import Batch, Item
+from fbgen.apps.records import worker_summary_path
+from fbgen.apps.worker import Options, Worker, run_batch
+from fbgen.config.schema import RunConfig
+from fbgen.core import interrupts
+from fbgen.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, BadInput, FbgenError
 
 SEVERITY = (EXIT_INTERRUPTED, EXIT_MODEL, EXIT_BAD_INPUT)
 
@@ -151,7 +151,7 @@ class BatchActor:
     """A Ray actor: models loaded once on its GPU, then items from the shared queue until none is left."""
 
     def __init__(self, config: RunConfig, quiet: bool):
-        from fbgen.reporting import LogProgress, QuietProgress, quiet_libraries
+        from fbgen.apps.reporting import LogProgress, QuietProgress, quiet_libraries
 
         quiet_libraries()
         self.config, self.progress = config, QuietProgress() if quiet else LogProgress()

@@ -1,8 +1,8 @@
 """One job, top to bottom: config → plan → load once → encode → for each prompt: noise → staged loop → decode →
 MP4 → manifest. This is the library API the CLI wraps:
 
-    from fbgen.config import load_config
-    from fbgen.runner import Session
+    from fbgen.config.schema import load_config
+    from fbgen.engine.engine import Session
     session = Session.open(load_config("configs/wan-14b-1.3b-lsl.yaml"))
     records = session.run()
 """
@@ -20,20 +20,20 @@ from typing import Any, Protocol
 import torch
 
 import fbgen
-from fbgen import interrupts
-from fbgen.config import RunConfig, cache_hook
-from fbgen.errors import BadInput, FbgenError, ModelError
+from fbgen.config.schema import RunConfig, cache_hook
+from fbgen.core import interrupts
+from fbgen.core.errors import BadInput, FbgenError, ModelError
+from fbgen.core.flops import executed_flops, plan_flops
+from fbgen.core.sampler import guided, sample
+from fbgen.core.schedule import Plan
+from fbgen.core.solvers import plan_run
+from fbgen.engine.residency import Residency
+from fbgen.engine.sources import Source, file_sha256, parameter_count, read_config, resolve
+from fbgen.engine.work import WorkTally, tally_work
 from fbgen.families import FAMILIES, load_adapter
-from fbgen.flops import executed_flops, plan_flops
-from fbgen.manifest import environment, now, write_json
-from fbgen.naming import content_id, output_name, unique_ids
-from fbgen.residency import Residency
-from fbgen.sampler import guided, sample
-from fbgen.schedule import Plan
-from fbgen.solvers import plan_run
-from fbgen.sources import Source, file_sha256, parameter_count, read_config, resolve
-from fbgen.video import upscale, write_mp4
-from fbgen.work import WorkTally, tally_work
+from fbgen.outputs.manifest import environment, now, write_json
+from fbgen.outputs.naming import content_id, output_name, unique_ids
+from fbgen.outputs.video import upscale, write_mp4
 
 
 class Progress(Protocol):

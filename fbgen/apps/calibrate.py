@@ -19,13 +19,13 @@ from typing import Any
 
 import torch
 
-from fbgen.batch import Item, item_seed
-from fbgen.boundaries import auto_boundaries
-from fbgen.config import RunConfig
-from fbgen.errors import BadInput
-from fbgen.manifest import write_json
-from fbgen.sampler import Step, guide, sample
-from fbgen.solvers import plan_run
+from fbgen.apps.batch import Item, item_seed
+from fbgen.config.schema import RunConfig
+from fbgen.core.boundaries import auto_boundaries
+from fbgen.core.errors import BadInput
+from fbgen.core.sampler import Step, guide, sample
+from fbgen.core.solvers import plan_run
+from fbgen.outputs.manifest import write_json
 
 METRICS = ("rel_l2_guided", "cos_guided", "rel_l2_cond", "cos_cond")
 DRIVER = "rel_l2_guided"  # what the sampler actually integrates

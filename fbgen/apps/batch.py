@@ -2,7 +2,7 @@
 
 Item ids come from the prompt text (and per-item overrides), not from line numbers, so inserting a line, another
 worker layout or another machine gives every item the same id, seed and output name. Rendering them is
-`fbgen.worker` (a worker drains a queue shared with any other worker); what was rendered is `fbgen.records`.
+`fbgen.apps.worker` (a worker drains a queue shared with any other worker); what was rendered is `fbgen.apps.records`.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fbgen.config import RunConfig, validate
-from fbgen.errors import BadInput
-from fbgen.manifest import now, write_json
-from fbgen.naming import content_id, output_name, unique_ids
-from fbgen.records import state_dir
+from fbgen.apps.records import state_dir
+from fbgen.config.schema import RunConfig, validate
+from fbgen.core.errors import BadInput
+from fbgen.outputs.manifest import now, write_json
+from fbgen.outputs.naming import content_id, output_name, unique_ids
 
 LOAD_TIME_KEYS = {"family", "models", "text_encoder", "vae", "dtype", "device", "offload", "compile", "output_dir",
                   "cache", "lora", "attention_backend"}  # fmt: skip
@@ -141,7 +141,7 @@ class Batch:
                 prompts_file: str = "") -> Batch:  # fmt: skip
         """Validate every item and name its output; a file name template that gives two items one name is refused
         (exit 2), naming both lines."""
-        from fbgen.solvers import plan_run
+        from fbgen.core.solvers import plan_run
 
         configs: dict[str, RunConfig | BadInput] = {}
         seeds, names, owners, tags = {}, {}, {}, {}

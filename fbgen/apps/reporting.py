@@ -11,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from fbgen.schedule import Plan
+from fbgen.core.schedule import Plan
 
 
 def tflop(flops: float) -> str:

@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from fbgen.claims import Claims
-from fbgen.errors import BadInput
-from fbgen.records import STATE_DIR, is_complete, previous_records, state_dir
+from fbgen.apps.claims import Claims
+from fbgen.apps.records import STATE_DIR, is_complete, previous_records, state_dir
+from fbgen.core.errors import BadInput
 
 STATES = ("done", "failed", "in_progress", "missing")
 

@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from fbgen.errors import BadInput
+from fbgen.core.errors import BadInput
 from fbgen.families import FAMILIES, FamilyRules
 
 OFFLOADS = ("none", "idle", "group")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from fbgen.video import upscale, write_mp4
+from fbgen.outputs.video import upscale, write_mp4
 
 MIN_CELL = 128  # tiny videos are upscaled (nearest) so a frame is at least this tall
 LABEL = 14  # height of a text line
