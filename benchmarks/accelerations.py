@@ -25,7 +25,7 @@ import torch
 
 from fbgen.apps.compare import RunSpec, variant
 from fbgen.apps.fidelity import pixel_fidelity
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.solvers import plan_run
 from fbgen.demo.data import dataset
 from fbgen.demo.data import render as render_clip

@@ -23,7 +23,7 @@ from fbgen.apps.batch import Batch, read_prompts
 from fbgen.apps.records import previous_records
 from fbgen.apps.tiny import build_tiny_wan
 from fbgen.apps.worker import Options, Worker, run_worker
-from fbgen.config.schema import validate
+from fbgen.config import validate
 from fbgen.engine.engine import Session
 
 SIZES = {"64x64x9, 20 steps": (64, 64, 9, 20), "128x128x17, 30 steps": (128, 128, 17, 30)}

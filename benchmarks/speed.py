@@ -33,7 +33,7 @@ from typing import Any
 
 import torch
 
-from fbgen.config.schema import validate
+from fbgen.config import validate
 from fbgen.core.flops import plan_flops
 from fbgen.core.solvers import make_scheduler, plan_run
 from fbgen.engine.engine import NoProgress, Session, accelerate, load_loras, sync

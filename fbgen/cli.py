@@ -10,6 +10,8 @@ from fbgen.core import interrupts
 
 interrupts.install(deferred=True)  # first, before the imports: pre-emption during start-up is an interruption too
 
+import contextlib  # noqa: E402
+import io  # noqa: E402
 import json  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -34,12 +36,15 @@ app = typer.Typer(
 )
 
 SetOption = Annotated[
-    list[str] | None, typer.Option("--set", help="Override a config key with the same checks: --set steps=30.")
+    list[str] | None,
+    typer.Option("--set", metavar="KEY=VALUE", help="Override a config key with the same checks: --set steps=30."),
 ]
 ScheduleOption = Annotated[str | None, typer.Option("--schedule", help="Schedule string, e.g. LSL, LLL, SSS.")]
-JsonOption = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary on stdout.")]
-QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Print nothing but errors.")]
-DebugOption = Annotated[bool, typer.Option("--debug", help="Show tracebacks.")]
+JsonOption = Annotated[
+    bool, typer.Option("--json", metavar="", help="Print a machine-readable JSON summary on stdout.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", metavar="", help="Print nothing but errors.")]
+DebugOption = Annotated[bool, typer.Option("--debug", metavar="", help="Show tracebacks.")]
 
 
 def _version(value: bool) -> None:
@@ -51,7 +56,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option("--version", metavar="", callback=_version, is_eager=True, help="Print the version and exit."),
     ] = False,
 ) -> None:
     """FlowBlending: stage-aware multi-model sampling for Wan 2.1 (and, later, LTX-Video)."""
@@ -89,11 +95,13 @@ def _guarded(debug: bool, body: Callable[[], int]) -> None:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(help="Run config (YAML).", show_default=False)],
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="Run config (YAML).", show_default=False)],
     set_: SetOption = None,
     schedule: ScheduleOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (overrides output_dir).")] = None,
-    sheet: Annotated[bool, typer.Option("--sheet", help="Also write contact-sheet.png: one row per video.")] = False,
+    sheet: Annotated[
+        bool, typer.Option("--sheet", metavar="", help="Also write contact-sheet.png: one row per video.")
+    ] = False,
     json_: JsonOption = False,
     quiet: QuietOption = False,
     debug: DebugOption = False,
@@ -105,15 +113,15 @@ def run(
 
     def body() -> int:
         from fbgen.apps.reporting import summary_table
-        from fbgen.config.schema import load_config
-        from fbgen.engine.engine import Session, prompt_names
+        from fbgen.config import load_config
+        from fbgen.engine.engine import Engine
+        from fbgen.engine.job import config_jobs
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
-        prompt_names(cfg)  # two prompts that would share a file name: refused before anything loads
+        jobs = config_jobs(cfg)  # two prompts that would share a file name: refused before anything loads
         console, tty, progress = _progress(quiet, json_)
         with progress:
-            session = Session.open(cfg, progress)
-            records = session.run()
+            records = Engine.open(cfg, progress).run(jobs)
         if sheet:
             from fbgen.outputs.sheets import contact_sheet
             from fbgen.outputs.video import read_mp4
@@ -123,9 +131,16 @@ def run(
             if not quiet and not json_:
                 console.print(f"contact sheet: {path}")
         if json_:
-            print(json.dumps({"exit_code": 0, "items": [_brief(r) for r in records]}, indent=2))
-        elif tty:
+            print(json.dumps({"exit_code": 0, "output_dir": cfg.output_dir, "items": [_brief(r) for r in records]},
+                             indent=2))  # fmt: skip
+            return 0
+        if tty:
             console.print(summary_table(records))
+        if not quiet:
+            print(f"wrote {len(records)} video(s) to {cfg.output_dir}; manifests: "
+                  + ", ".join(Path(r["output"]).name.split(".")[0] + ".json" for r in records)
+                  if len(records) <= 3 else f"wrote {len(records)} video(s) and their manifests (<name>.json) "
+                  f"to {cfg.output_dir}")  # fmt: skip
         return 0
 
     _guarded(debug, body)
@@ -133,7 +148,9 @@ def run(
 
 @app.command()
 def batch(
-    prompts: Annotated[Path, typer.Argument(help="Prompts: .txt (one a line) or .jsonl.", show_default=False)],
+    prompts: Annotated[
+        Path, typer.Argument(metavar="PROMPTS", help="Prompts: .txt (one a line) or .jsonl.", show_default=False)
+    ],
     config: Annotated[Path, typer.Option("--config", "-c", help="Run config (YAML).", show_default=False)],
     set_: SetOption = None,
     schedule: ScheduleOption = None,
@@ -141,9 +158,11 @@ def batch(
     shard: Annotated[
         str | None, typer.Option("--shard", help="K/N (1-based): a static split. Default: share the whole queue.")
     ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Redo items that are already done (once per run).")] = False,
+    force: Annotated[
+        bool, typer.Option("--force", metavar="", help="Redo items that are already done (once per run).")
+    ] = False,
     retry_failed: Annotated[
-        bool, typer.Option("--retry-failed", help="Redo items recorded as failed (once per run).")
+        bool, typer.Option("--retry-failed", metavar="", help="Redo items recorded as failed (once per run).")
     ] = False,
     lease: Annotated[
         float, typer.Option("--lease", min=1.0, help="Seconds without a heartbeat before an item is taken over.")
@@ -172,11 +191,11 @@ def batch(
 
     def body() -> int:
         from fbgen.apps.batch import Batch, parse_shard, read_prompts
-        from fbgen.apps.launchers import combine, parse_devices, run_local, run_ray
+        from fbgen.apps.launchers import parse_devices, run_local, run_ray
         from fbgen.apps.reporting import batch_table
         from fbgen.apps.status import batch_status
-        from fbgen.apps.worker import Options, Worker, run_batch, wait_for_peers
-        from fbgen.config.schema import load_config
+        from fbgen.apps.worker import BatchSummary, Options, Worker, run_batch, wait_for_peers
+        from fbgen.config import load_config
         from fbgen.core.errors import BadInput
 
         cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
@@ -191,7 +210,7 @@ def batch(
         console, tty, progress = _progress(quiet, json_)
         if ray:
             summaries, code = run_ray(ray, cfg, the_batch, items, workers, options, quiet or json_, progress.phase)
-            data = combine(summaries)
+            data = BatchSummary.merged(summaries)
         elif devices:
             child = [str(prompts), "--config", str(config), *(a for s in set_ or [] for a in ("--set", s))]
             child += ["--schedule", schedule] if schedule else []
@@ -200,7 +219,7 @@ def batch(
             child += ["--force"] * force + ["--retry-failed"] * retry_failed + ["--lease", str(lease)]
             child += ["--quiet"] * (quiet or json_)
             summaries, code = run_local(child, cfg, parse_devices(devices))
-            data = combine(summaries)
+            data = BatchSummary.merged(summaries)
         else:
             worker = Worker.here()
             with progress:
@@ -237,7 +256,7 @@ _LONG_KEYS = ("workers", "failed_items", "missing_items", "in_progress_elsewhere
 
 @app.command()
 def status(
-    out_dir: Annotated[Path, typer.Argument(help="A batch's output directory.", show_default=False)],
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT_DIR", help="A batch's output directory.", show_default=False)],
     json_: JsonOption = False,
     debug: DebugOption = False,
 ) -> None:
@@ -273,7 +292,9 @@ def status(
 
 @app.command()
 def calibrate(
-    config: Annotated[Path, typer.Argument(help="Run config (YAML) naming the large and small model.")],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="Run config (YAML) naming the large and small model.")
+    ],
     prompts: Annotated[Path, typer.Option("--prompts", help="Prompts: .txt or .jsonl, as for batch.")],
     steps: Annotated[
         int | None, typer.Option("--steps", min=3, help="Denoising steps (default: the config's).")
@@ -296,21 +317,21 @@ def calibrate(
     def body() -> int:
         from fbgen.apps.batch import read_prompts
         from fbgen.apps.calibrate import calibrate as run_calibration
-        from fbgen.apps.calibrate import pair
+        from fbgen.apps.calibrate import check, pair
         from fbgen.apps.reporting import calibration_table
-        from fbgen.config.schema import load_config
-        from fbgen.engine.engine import Session
+        from fbgen.config import load_config
+        from fbgen.engine.engine import Engine, resolve_device
 
         overrides = [*(set_ or []), *([f"steps={steps}"] if steps else [])]
         cfg = load_config(config, overrides)
         large, small = pair(cfg)
         cfg = load_config(config, overrides, schedule=f"{large}{small}{large}")  # both models loaded
+        check(cfg, resolve_device(cfg.device).type)  # before any weights load
         items = read_prompts(prompts)
         out_dir = out or Path(cfg.output_dir) / "calibration"
         console, tty, progress = _progress(quiet, json_)
         with progress:
-            session = Session.open(cfg, progress)
-            result = run_calibration(session, items, out_dir)
+            result = run_calibration(Engine.open(cfg, progress), items, out_dir)
         if json_:
             print(json.dumps({"exit_code": 0, "out": str(out_dir), "boundaries": result["boundaries"]}, indent=2))
         elif not quiet:
@@ -324,7 +345,9 @@ def calibrate(
 
 @app.command()
 def compare(
-    config: Annotated[Path, typer.Argument(help="Run config (YAML) naming the large and small model.")],
+    config: Annotated[
+        Path, typer.Argument(metavar="CONFIG", help="Run config (YAML) naming the large and small model.")
+    ],
     schedules: Annotated[str, typer.Option("--schedules", help="Comma-separated schedules.")] = "LLL,SSS,LSS,SLL,LSL",
     prompts: Annotated[Path | None, typer.Option("--prompts", help="Prompts file (default: the config's).")] = None,
     sweep: Annotated[
@@ -355,9 +378,9 @@ def compare(
         from fbgen.apps.compare import compare as run_compare
         from fbgen.apps.compare import load_calibration, parse_sweeps, run_specs
         from fbgen.apps.fidelity import load_embedders
-        from fbgen.config.schema import load_config
+        from fbgen.config import load_config
         from fbgen.core.errors import BadInput
-        from fbgen.engine.engine import Session
+        from fbgen.engine.engine import Engine
 
         cfg = load_config(config, set_)
         large, small = pair(cfg)
@@ -376,8 +399,7 @@ def compare(
         out_dir = out or Path(cfg.output_dir) / "compare"
         console, tty, progress = _progress(quiet, json_)
         with progress:
-            session = Session.open(cfg, progress)
-            report = run_compare(session, items, specs, out_dir, embedders, cal)
+            report = run_compare(Engine.open(cfg, progress), items, specs, out_dir, embedders, cal)
         if json_:
             print(json.dumps({"exit_code": 0, "out": str(out_dir), "runs": report["runs"],
                               "criteria": report["criteria"]}, indent=2))  # fmt: skip
@@ -391,7 +413,9 @@ def compare(
 
 @app.command(name="eval")
 def eval_(
-    videos: Annotated[Path, typer.Argument(help="An MP4, or a directory of MP4s.", show_default=False)],
+    videos: Annotated[
+        Path, typer.Argument(metavar="VIDEOS", help="An MP4, or a directory of MP4s.", show_default=False)
+    ],
     reference: Annotated[
         Path, typer.Option("--reference", help="The reference MP4, or a directory with same-named MP4s.")
     ],
@@ -488,7 +512,7 @@ def train_demo(
 
 @app.command()
 def plan(
-    config: Annotated[Path, typer.Argument(help="Run config (YAML).", show_default=False)],
+    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="Run config (YAML).", show_default=False)],
     set_: SetOption = None,
     schedule: ScheduleOption = None,
     json_: JsonOption = False,
@@ -501,22 +525,25 @@ def plan(
 
     def body() -> int:
         from fbgen.apps.reporting import plan_table, quiet_libraries, tflop
-        from fbgen.config.schema import load_config
-        from fbgen.core.solvers import plan_run
-        from fbgen.engine.engine import Sources, memory_plan, plan_flops_for
+        from fbgen.config import load_config
+        from fbgen.engine.memory import memory_plan
+        from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
+        from fbgen.engine.sources import Sources
 
         cfg = load_config(config, set_, schedule=schedule)
         quiet_libraries()
-        _, the_plan = plan_run(cfg)
         sources = Sources.open(cfg, weights=False)
-        flops = plan_flops_for(cfg, the_plan, sources)
-        memory = memory_plan(cfg, the_plan, sources)
+        scheduler, the_plan = make_plan(cfg, sources.family, sources.vae_config, sources.scheduler_config)
+        flops = plan_flops_for(cfg, the_plan, sources.family, sources.configs, sources.vae_config)
+        memory = memory_plan(cfg, the_plan, sources, cuda=cfg.device.startswith("cuda"))
+        notes = scheduler_differences(scheduler, sources.scheduler_config)
         if json_:
             data = {"config": cfg.to_dict(), "plan": [
                 {"step": i, "model": m, "timestep": t, "sigma": s, "flops": f}
                 for i, (m, t, s, f) in enumerate(zip(the_plan.models, the_plan.timesteps, the_plan.sigmas,
                                                      flops["per_step"]))
-            ], "flops": {k: v for k, v in flops.items() if k != "per_step"}, "memory": memory}  # fmt: skip
+            ], "flops": {k: v for k, v in flops.items() if k != "per_step"}, "memory": memory,
+                "scheduler": {"class": type(scheduler).__name__, "differs_from_checkpoint": notes}}  # fmt: skip
             print(json.dumps(data, indent=2))
             return 0
         console = Console()
@@ -527,6 +554,8 @@ def plan(
         console.print(f"FLOPs: {flops['convention']}")
         for line in memory["lines"]:
             console.print(line)
+        for line in notes:
+            console.print(f"note: {line}", markup=False, highlight=False)
         return 0
 
     _guarded(debug, body)
@@ -539,8 +568,80 @@ def _config_table(data: dict[str, Any]) -> Table:
     return table
 
 
+@app.command()
+def decode(
+    latents: Annotated[
+        Path, typer.Argument(metavar="LATENTS", help="A <name>.latents.safetensors a render wrote.", show_default=False)
+    ],
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write (default: beside the latents).")] = None,
+    png: Annotated[
+        bool, typer.Option("--png", metavar="", help="Also write the frames as PNGs (<name>-frames/).")
+    ] = False,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu, cuda or cuda:N.")] = "auto",
+    json_: JsonOption = False,
+    quiet: QuietOption = False,
+    debug: DebugOption = False,
+) -> None:
+    """Turn saved final latents into a video with the VAE alone: the way out of a decode that ran out of memory
+    after a long render (add `latents` to a config's `outputs:` to keep them).
+
+    Example: fbgen decode outputs/a-red-fox-1a2b3c-7-LSL-20-40-n50.latents.safetensors
+    """
+
+    def body() -> int:
+        from fbgen.engine.decode import decode_file
+
+        written = decode_file(latents, out, ("mp4", "png") if png else ("mp4",), device)
+        if json_:
+            print(json.dumps({"exit_code": 0, "outputs": {k: str(v) for k, v in written.items()}}, indent=2))
+        elif not quiet:
+            for path in written.values():
+                print(f"wrote {path}")
+        return 0
+
+    _guarded(debug, body)
+
+
+class _PipeSafe(io.TextIOBase):
+    """stdout that survives its reader going away (`fbgen run … | head`): once the pipe is closed, output goes
+    nowhere and rendering goes on; no video is lost to a BrokenPipeError."""
+
+    def __init__(self, stream: Any):
+        self.stream, self.closed_pipe = stream, False
+
+    def write(self, text: str) -> int:
+        if not self.closed_pipe:
+            try:
+                return self.stream.write(text)
+            except BrokenPipeError:
+                self.closed_pipe = True
+        return len(text)
+
+    def flush(self) -> None:
+        if not self.closed_pipe:
+            try:
+                self.stream.flush()
+            except BrokenPipeError:
+                self.closed_pipe = True
+
+    def isatty(self) -> bool:
+        return self.stream.isatty()
+
+    def fileno(self) -> int:
+        return self.stream.fileno()
+
+    @property
+    def encoding(self) -> str:  # type: ignore[override]
+        return self.stream.encoding
+
+
 def main() -> None:
-    app()
+    sys.stdout = _PipeSafe(sys.stdout)
+    try:
+        app()
+    finally:
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ def renders(out: Path) -> Counter:
 
 
 def assert_all_done_once(out: Path, prompts: list[str]) -> None:
-    from fbgen.engine.sources import file_sha256
+    from fbgen.outputs.checksums import file_sha256
 
     done = [r for r in journal_records(out) if r["status"] == "done"]
     assert sorted(r["prompt"] for r in done) == sorted(prompts)  # every item, each exactly once

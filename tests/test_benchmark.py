@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from fbgen.apps.tiny import LARGE, LTX_LARGE, tiny_transformer
-from fbgen.config.schema import validate
+from fbgen.config import validate
 from fbgen.engine.engine import accelerate
 
 ROOT = Path(__file__).parent.parent
@@ -65,7 +65,7 @@ def test_attention_backend_reaches_every_attention_processor():
 
 def test_accelerations_study_scores_quality_and_counts_executed_flops(tmp_path):
     from fbgen.apps.compare import RunSpec, variant
-    from fbgen.config.schema import load_config
+    from fbgen.config import load_config
     from fbgen.core.solvers import plan_run
     from fbgen.engine.engine import Session, plan_flops_for
 

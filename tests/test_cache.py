@@ -10,7 +10,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import fbgen.demo.autoencoder  # noqa: F401  (diffusers loads the pair's autoencoder class once it is imported)
-from fbgen.config.schema import cache_hook, load_config
+from fbgen.config import cache_hook, load_config
 from fbgen.core.solvers import make_scheduler, plan_run
 from fbgen.engine.engine import Session, plan_flops_for
 from fbgen.families import DEMO_PAIR, FAMILIES

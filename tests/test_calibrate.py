@@ -9,7 +9,7 @@ import yaml
 
 from fbgen.apps.batch import read_prompts
 from fbgen.apps.calibrate import calibrate, divergence
-from fbgen.config.schema import load_config, validate
+from fbgen.config import load_config, validate
 from fbgen.engine.engine import NoProgress, Session
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from fbgen.apps.tiny import SMALL, tiny_transformer
-from fbgen.engine.sources import file_sha256
+from fbgen.outputs.checksums import file_sha256
 from fbgen.outputs.video import read_mp4
 
 
@@ -159,7 +159,7 @@ def test_console_script_is_installed():
 
 
 def test_shipped_configs_validate():
-    from fbgen.config.schema import load_config
+    from fbgen.config import load_config
 
     root = Path(__file__).parents[1] / "configs"
     schedules = {p.name: load_config(p, ["device=cpu"]).schedule for p in root.glob("*.yaml")}

@@ -10,7 +10,7 @@ import pytest
 from fbgen.apps.batch import Item
 from fbgen.apps.compare import compare, criteria, parse_sweeps, run_specs
 from fbgen.apps.fidelity import Embedder, pixel_fidelity
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.errors import BadInput
 from fbgen.engine.engine import Session
 from fbgen.outputs.video import read_mp4

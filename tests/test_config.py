@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.errors import BadInput
 
 BASE = {"models": {"large": "org/big", "small": "org/small"}, "prompt": "a cat", "device": "cpu"}

@@ -13,7 +13,7 @@ import torch
 import yaml
 from diffusers import WanPipeline, WanTransformer3DModel
 
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.solvers import make_scheduler
 from fbgen.demo import checker
 from fbgen.demo.data import FRAMES, SIZE

@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import WanPipeline, WanTransformer3DModel
 
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.solvers import make_scheduler, plan_run
 from fbgen.engine.engine import Session
 
@@ -54,7 +54,7 @@ def test_lora_on_one_model_equals_diffusers_and_leaves_the_other_alone(write_con
 
 
 def test_manifest_pins_the_lora_file(write_config, lora_dir):
-    from fbgen.engine.sources import file_sha256
+    from fbgen.outputs.checksums import file_sha256
 
     config = load_config(write_config(steps=2, lora={"S": {"path": str(lora_dir), "scale": 0.7}}))
     record = Session.open(config).run()[0]

@@ -12,7 +12,7 @@ from diffusers import FlowMatchEulerDiscreteScheduler, LTXPipeline
 from torch.utils.flop_counter import FlopCounterMode
 
 from fbgen.apps.tiny import LTX_LARGE, LTX_SMALL, build_tiny_ltx, tiny_ltx_transformer, tiny_ltx_vae
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.errors import BadInput, ModelError
 from fbgen.core.solvers import plan_run
 from fbgen.engine.engine import Session, Sources

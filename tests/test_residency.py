@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from fbgen.apps.tiny import LARGE, SMALL, tiny_transformer
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.solvers import plan_run
 from fbgen.engine.engine import Session
 from fbgen.engine.residency import Residency

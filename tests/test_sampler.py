@@ -7,7 +7,7 @@ import pytest
 import torch
 from diffusers import WanPipeline
 
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.core.sampler import guided
 from fbgen.core.solvers import make_scheduler, plan_run
 from fbgen.engine.engine import Session

@@ -7,6 +7,7 @@ worker layout or another machine gives every item the same id, seed and output n
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -17,13 +18,14 @@ from pathlib import Path
 from typing import Any
 
 from fbgen.apps.records import state_dir
-from fbgen.config.schema import RunConfig, validate
+from fbgen.config import RunConfig
 from fbgen.core.errors import BadInput
+from fbgen.engine.job import Job
+from fbgen.engine.planning import make_plan
+from fbgen.families import FAMILIES
 from fbgen.outputs.manifest import now, write_json
 from fbgen.outputs.naming import content_id, output_name, unique_ids
 
-LOAD_TIME_KEYS = {"family", "models", "text_encoder", "vae", "dtype", "device", "offload", "compile", "output_dir",
-                  "cache", "lora", "attention_backend"}  # fmt: skip
 ITEM_KEYS = {"prompt", "id", "seed", "negative_prompt"}
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -109,20 +111,18 @@ def in_shard(item_id: str, shard: tuple[int, int] | None) -> bool:
     return int(hashlib.sha1(item_id.encode()).hexdigest(), 16) % n == k - 1
 
 
-def item_config(config: RunConfig, item: Item) -> RunConfig:
-    """The run config for one item, per-item overrides validated like the config file's own keys. Load-time keys
-    cannot change per item (the models are loaded once): such an item fails, it is never silently run without."""
-    bad = sorted(set(item.overrides) & LOAD_TIME_KEYS)
-    if bad:
-        raise BadInput(f"line {item.line}: {', '.join(bad)} cannot change per item (loaded once per worker; "
-                       f"run those items as a batch with their own config)")  # fmt: skip
-    raw = {**config.to_dict(), **item.overrides}
-    raw.pop("prompts")
-    raw["prompt"] = item.prompt
+def item_job(config: RunConfig, item: Item, seed: int) -> Job:
+    """The job of one item: its prompt, seed and per-item overrides, checked as the config file's own per-job keys
+    are. Load-time keys cannot change per item (the models are loaded once per worker): such an item fails with a
+    clear error, it is never silently rendered without its override."""
+    changes = dict(item.overrides)
     if item.negative_prompt is not None:
-        raw["negative_prompt"] = item.negative_prompt
-    raw = {k: v for k, v in raw.items() if v is not None}
-    return validate(raw, f"line {item.line}")
+        changes["negative_prompt"] = item.negative_prompt
+    if "output_dir" in changes:
+        raise BadInput(f"line {item.line}: output_dir cannot change per item (the batch's queue and manifest live "
+                       "there)")  # fmt: skip
+    job = Job.of(config, item.prompt, seed, index=item.index, id=item.id)
+    return job.changed(f"line {item.line}", **changes) if changes else job
 
 
 @dataclass
@@ -131,7 +131,7 @@ class Batch:
 
     config: RunConfig
     items: list[Item]  # the items this worker may take (its --shard, or all)
-    configs: dict[str, RunConfig | BadInput]
+    jobs: dict[str, Job | BadInput]  # each item's job, or why it cannot run
     seeds: dict[str, int]
     names: dict[str, str]
     prompts_file: str = ""
@@ -139,29 +139,29 @@ class Batch:
     @classmethod
     def prepare(cls, config: RunConfig, items: list[Item], shard: tuple[int, int] | None = None,
                 prompts_file: str = "") -> Batch:  # fmt: skip
-        """Validate every item and name its output; a file name template that gives two items one name is refused
+        """Make every item a job and name its output; a file name template that gives two items one name is refused
         (exit 2), naming both lines."""
-        from fbgen.core.solvers import plan_run
-
-        configs: dict[str, RunConfig | BadInput] = {}
+        family = FAMILIES[config.family]
+        jobs: dict[str, Job | BadInput] = {}
         seeds, names, owners, tags = {}, {}, {}, {}
         for item in items:
-            try:
-                configs[item.id] = cfg = item_config(config, item)
-            except BadInput as e:
-                configs[item.id], cfg = e, config
             seeds[item.id] = seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
-            key = (cfg.schedule, cfg.boundaries, cfg.boundary_unit, cfg.steps, cfg.solver, cfg.shift, cfg.family)
+            try:
+                jobs[item.id] = job = item_job(config, item, seed)
+            except BadInput as e:
+                jobs[item.id], job = e, Job.of(config, item.prompt, seed)
+            key = (job.schedule, job.boundaries, job.boundary_unit, job.steps, job.solver, job.shift)
             if key not in tags:
-                tags[key] = plan_run(cfg)[1].tag()
-            names[item.id] = name = output_name(cfg.filename, prompt=item.prompt, seed=seed, schedule=tags[key],
-                                                steps=cfg.steps, index=item.index, id=item.id)  # fmt: skip
+                tags[key] = make_plan(job, family)[1].tag()
+            names[item.id] = name = output_name(job.filename, prompt=item.prompt, seed=seed, schedule=tags[key],
+                                                steps=job.steps, index=item.index, id=item.id)  # fmt: skip
             if name in owners:
-                raise BadInput(f"{config.source}: key 'filename': {cfg.filename!r} gives lines {owners[name].line} and "
+                raise BadInput(f"{config.source}: key 'filename': {job.filename!r} gives lines {owners[name].line} and "
                                f"{item.line} the same output name {name!r}; include {{id}} in it")  # fmt: skip
             owners[name] = item
         mine = [i for i in items if in_shard(i.id, shard)]
-        return cls(config, mine, configs, seeds, names, prompts_file)
+        return cls(config, mine, {i: (j if isinstance(j, BadInput) else dataclasses.replace(j, name=names[i]))
+                                  for i, j in jobs.items()}, seeds, names, prompts_file)  # fmt: skip
 
     @property
     def root(self) -> Path:

@@ -20,11 +20,12 @@ from typing import Any
 import torch
 
 from fbgen.apps.batch import Item, item_seed
-from fbgen.config.schema import RunConfig
+from fbgen.config import RunConfig
 from fbgen.core.boundaries import auto_boundaries
 from fbgen.core.errors import BadInput
-from fbgen.core.sampler import Step, guide, sample
-from fbgen.core.solvers import plan_run
+from fbgen.core.sampler import Step, guide
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
 from fbgen.outputs.manifest import write_json
 
 METRICS = ("rel_l2_guided", "cos_guided", "rel_l2_cond", "cos_cond")
@@ -47,43 +48,46 @@ def pair(config: RunConfig) -> tuple[str, str]:
     return large, others[0]
 
 
-def trace(session: Any, config: RunConfig, cond: Any, seed: int) -> dict[str, list[float]]:
-    """Per-step divergences of one prompt along the large model's trajectory."""
-    large, small = pair(config)
-    cfg = config.guidance_scale[large] > 1.0
-    scheduler, plan = plan_run(config, str(session.device))
-    family, out = session.family, {m: [] for m in METRICS}
-    family.configure(config)  # per-run settings the family takes (LTX: frame rate for RoPE)
+def check(config: RunConfig, device: str) -> None:
+    """What calibration cannot run with, refused before any weights load."""
+    if config.offload == "idle" and device == "cuda":
+        raise BadInput(f"{config.source}: key 'offload': calibrate runs both models every step; use none or group")
+
+
+def trace(engine: Engine, job: Job, cond: Any) -> dict[str, list[float]]:
+    """Per-step divergences of one prompt along the large model's trajectory (`job` is its LLL job): the engine
+    runs the loop, with a denoiser that asks both models and follows the large one."""
+    large, small = pair(engine.config)
+    predictions, out = engine.predictions(job, cond), {m: [] for m in METRICS}
+    scales = job.guidance_scale
 
     def velocity(latents: torch.Tensor, t: torch.Tensor, step: Step) -> torch.Tensor:
-        big = family.predict(large, cond, latents, t, cfg, step)
-        little = family.predict(small, cond, latents, t, config.guidance_scale[small] > 1.0, step)
-        guided_big = big[0] if big[1] is None else guide(*big, config.guidance_scale[large])
-        guided_little = little[0] if little[1] is None else guide(*little, config.guidance_scale[small])
+        big = predictions[large](latents, t, scales[large] > 1.0, step)
+        little = predictions[small](latents, t, scales[small] > 1.0, step)
+        guided_big = big[0] if big[1] is None else guide(*big, scales[large])
+        guided_little = little[0] if little[1] is None else guide(*little, scales[small])
         for kind, (a, b) in (("cond", (big[0], little[0])), ("guided", (guided_big, guided_little))):
             cos, rel = divergence(a, b)
             out[f"cos_{kind}"].append(cos)
             out[f"rel_l2_{kind}"].append(rel)
         return guided_big
 
-    latents = family.initial_latents(seed, config.height, config.width, config.num_frames)
-    sample(scheduler, plan.models, {large: velocity}, latents, after_step=lambda i, m, x: session.progress.step(i, m))
+    engine.denoise(job, cond, denoiser=velocity)
     return out
 
 
-def calibrate(session: Any, items: list[Item], out_dir: Path) -> dict[str, Any]:
+def calibrate(engine: Engine, items: list[Item], out_dir: Path) -> dict[str, Any]:
     """Trace every prompt (resuming from saved traces), aggregate, pick boundaries, write `calibration.json`."""
-    base = session.config
-    if base.offload == "idle" and session.device.type == "cuda":
-        raise BadInput(f"{base.source}: key 'offload': calibrate runs both models every step; use none or group")
+    base = engine.config
+    check(base, engine.device.type)
     large, small = pair(base)
-    config = dataclasses.replace(base, schedule=large, boundaries=())
-    scheduler, plan = plan_run(config, "cpu")
+    reference = Job.of(base).changed("calibrate", schedule=large, boundaries=[])
+    scheduler, plan = engine.plan(reference)
     traces_dir = out_dir / "traces"
     traces_dir.mkdir(parents=True, exist_ok=True)
-    key = {"models": {m: base.models[m].id for m in (large, small)}, "steps": config.steps, "solver": config.solver,
-           "shift": config.shift, "size": [config.height, config.width, config.num_frames],
-           "guidance_scale": {m: config.guidance_scale[m] for m in (large, small)}, "seed": base.seed,
+    key = {"models": {m: base.models[m].id for m in (large, small)}, "steps": base.steps, "solver": base.solver,
+           "shift": base.shift, "size": [base.height, base.width, base.num_frames],
+           "guidance_scale": {m: base.guidance_scale[m] for m in (large, small)}, "seed": base.seed,
            "negative_prompt": base.negative_prompt}  # fmt: skip
     traces, todo = {}, []
     for item in items:
@@ -94,21 +98,21 @@ def calibrate(session: Any, items: list[Item], out_dir: Path) -> dict[str, Any]:
         else:
             todo.append(item)
     if todo:
-        session.progress.phase(f"calibrating {large} vs {small}: {len(todo)} prompt(s) to trace, "
-                               f"{len(traces)} resumed")  # fmt: skip
-        encoded = session.family.encode([i.prompt for i in todo], base.negative_prompt, True)
-        for index, (item, cond) in enumerate(zip(todo, encoded)):
-            seed = item.seed if item.seed is not None else item_seed(base.seed, item.id)
-            session.progress.item_start(index, len(todo), item.id, plan)
-            record = {"key": key, "id": item.id, "prompt": item.prompt, "seed": seed,
-                      "per_step": trace(session, config, cond, seed)}  # fmt: skip
+        engine.progress.phase(f"calibrating {large} vs {small}: {len(todo)} prompt(s) to trace, "
+                              f"{len(traces)} resumed")  # fmt: skip
+        jobs = [dataclasses.replace(reference, prompt=i.prompt,
+                                    seed=i.seed if i.seed is not None else item_seed(base.seed, i.id)) for i in todo]
+        for index, (item, job, cond) in enumerate(zip(todo, jobs, engine.encode(jobs))):
+            engine.progress.item_start(index, len(todo), item.id, plan)
+            record = {"key": key, "id": item.id, "prompt": item.prompt, "seed": job.seed,
+                      "per_step": trace(engine, job, cond)}  # fmt: skip
             write_json(traces_dir / f"{item.id}.json", record)  # atomic: a kill leaves no half trace
             traces[item.id] = record
     ordered = [traces[i.id] for i in items]
     per_step = {
         metric: {
-            "mean": [statistics.fmean(t["per_step"][metric][i] for t in ordered) for i in range(config.steps)],
-            "std": [statistics.pstdev([t["per_step"][metric][i] for t in ordered]) for i in range(config.steps)],
+            "mean": [statistics.fmean(t["per_step"][metric][i] for t in ordered) for i in range(base.steps)],
+            "std": [statistics.pstdev([t["per_step"][metric][i] for t in ordered]) for i in range(base.steps)],
         }
         for metric in METRICS
     }

@@ -21,10 +21,11 @@ import numpy as np
 
 from fbgen.apps.batch import Item, item_seed
 from fbgen.apps.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
-from fbgen.config.schema import RunConfig, validate
+from fbgen.config import RunConfig
 from fbgen.core.errors import BadInput
-from fbgen.core.solvers import plan_run
-from fbgen.engine.engine import NoProgress, plan_flops_for, sync
+from fbgen.engine.engine import Engine, sync
+from fbgen.engine.job import Job
+from fbgen.engine.progress import NoProgress
 from fbgen.outputs.manifest import write_json
 from fbgen.outputs.sheets import contact_sheet, side_by_side
 
@@ -82,46 +83,45 @@ def run_specs(config: RunConfig, schedules: list[str], sweeps: dict[str, list[fl
     return list(specs.values())
 
 
-def variant(config: RunConfig, spec: RunSpec, **changes: Any) -> RunConfig:
-    """The config with the spec's schedule and boundaries (and any other key changed), validated again."""
-    raw = {k: v for k, v in config.to_dict().items() if v is not None and k != "prompts"}
-    raw.update(prompt=config.prompts[0], schedule=spec.schedule, boundaries=list(spec.boundaries), **changes)
-    return validate(raw, config.source)
+def variant(job: Job, spec: RunSpec, **changes: Any) -> Job:
+    """The job with the spec's schedule and boundaries (and any other per-job key changed), checked."""
+    return job.changed(f"--schedules {spec.name}", schedule=spec.schedule, boundaries=list(spec.boundaries),
+                       **changes)  # fmt: skip
 
 
-def render(session: Any, items: list[Item], specs: list[RunSpec]
+def render(engine: Engine, items: list[Item], specs: list[RunSpec]
            ) -> Iterator[tuple[Item, int, dict[str, np.ndarray], dict[str, dict[str, float]]]]:  # fmt: skip
     """Every spec on every prompt from the same seed, after an untimed warm-up: yields (item, seed, frames per
     run, wall time and FLOPs per run), one prompt at a time."""
-    config = session.config
-    configs = {s.name: variant(config, s) for s in specs}
-    encoded = session.family.encode([i.prompt for i in items], config.negative_prompt, True)
-    warm_up(session, configs[specs[0].name], {m for s in specs for m in s.schedule}, encoded[0])
-    for index, (item, cond) in enumerate(zip(items, encoded)):
-        seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
+    config = engine.config
+    seeds = [item.seed if item.seed is not None else item_seed(config.seed, item.id) for item in items]
+    base = [Job.of(config, item.prompt, seed) for item, seed in zip(items, seeds)]
+    variants = [{s.name: variant(job, s) for s in specs} for job in base]
+    encoded = engine.encode(base)
+    warm_up(engine, variants[0][specs[0].name], {m for s in specs for m in s.schedule}, encoded[0])
+    for index, (item, seed, cond) in enumerate(zip(items, seeds, encoded)):
         videos, measured = {}, {}
         for spec in specs:
-            cfg = configs[spec.name]
-            scheduler, plan = plan_run(cfg, str(session.device))
-            session.progress.item_start(index, len(items), f"{item.id} {spec.name}", plan)
+            job = variants[index][spec.name]
+            engine.progress.item_start(index, len(items), f"{item.id} {spec.name}", engine.plan(job)[1])
             start = time.perf_counter()
-            latents, _ = session.denoise(cfg, plan, scheduler, cond, seed)
-            videos[spec.name] = session.family.decode(latents)
-            sync(session.device)
-            flops = session.executed(cfg, plan_flops_for(cfg, plan, session.sources))["executed"]  # a cache skips
+            denoised = engine.denoise(job, cond)
+            videos[spec.name] = engine.decode(job, denoised)
+            sync(engine.device)
+            flops = engine.executed(job, engine.flops(job, denoised.plan))["executed"]  # a cache skips work
             measured[spec.name] = {"wall_s": time.perf_counter() - start, "flops": flops}
         yield item, seed, videos, measured
 
 
 def compare(
-    session: Any, items: list[Item], specs: list[RunSpec], out_dir: Path,
+    engine: Engine, items: list[Item], specs: list[RunSpec], out_dir: Path,
     embedders: dict[str, Embedder] | None = None, calibration: dict | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Run every spec on every prompt from the same seed; write report.json, report.md, sheets and videos."""
-    config, embedders = session.config, embedders or {}
+    config, embedders = engine.config, embedders or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for item, seed, videos, measured in render(session, items, specs):
+    for item, seed, videos, measured in render(engine, items, specs):
         reference = videos[specs[0].name]
         for spec in specs:
             row = {"id": item.id, "prompt": item.prompt, "seed": seed, **describe(spec, measured, specs[0].name),
@@ -152,14 +152,15 @@ def describe(spec: RunSpec, measured: dict[str, dict[str, float]], reference: st
             "flops_vs_reference": m["flops"] / measured[reference]["flops"]}  # fmt: skip
 
 
-def warm_up(session: Any, config: RunConfig, models: set[str], cond: Any) -> None:
+def warm_up(engine: Engine, job: Job, models: set[str], cond: Any) -> None:
     """Two untimed steps of each model and one decode, so the first timed run pays no one-off costs."""
-    progress, session.progress = session.progress, NoProgress()
-    for model in sorted(models):
-        cfg = variant(config, RunSpec(model * 3, model * 3, (0.4, 0.8)), steps=2, boundary_unit="fraction")
-        scheduler, plan = plan_run(cfg, str(session.device))
-        session.family.decode(session.denoise(cfg, plan, scheduler, cond, 0)[0])
-    session.progress = progress
+    progress, engine.progress = engine.progress, NoProgress()
+    try:
+        for model in sorted(models):
+            short = variant(job, RunSpec(model * 3, model * 3, (0.4, 0.8)), steps=2, boundary_unit="fraction")
+            engine.decode(short, engine.denoise(short, cond))
+    finally:
+        engine.progress = progress
 
 
 def aggregate(rows: list[dict[str, Any]], specs: list[RunSpec], embedders: list[str]) -> list[dict[str, Any]]:

@@ -1,11 +1,13 @@
 """Fidelity of existing videos against reference videos (`fbgen eval`): e.g. an LSL batch against its LLL batch.
 
-Pairs: a file with a file; every video of a directory with the same-named file of a reference directory; or every
-video of a directory with one reference file.
+Pairs: a file with a file; every video of a directory with the reference video of the same prompt and seed (read from
+both manifests, so `fbgen eval out/lsl --reference out/lll` works with default names, which differ by schedule), or
+with the same-named file where there are no manifests; or every video of a directory with one reference file.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,10 +27,27 @@ def pairs(videos: Path, references: Path) -> list[tuple[Path, Path]]:
         raise BadInput(f"VIDEOS {videos}: no .mp4 files")
     if references.is_file():
         return [(v, references) for v in found]
-    matched = [(v, references / v.name) for v in found if (references / v.name).is_file()]
+    by_key = {key: v for v in sorted(references.glob("*.mp4")) if (key := _identity(v)) is not None}
+    matched = []
+    for video in found:
+        key = _identity(video)
+        reference = by_key.get(key) if key is not None else None
+        reference = reference or (references / video.name if (references / video.name).is_file() else None)
+        if reference is not None:
+            matched.append((video, reference))
     if not matched:
-        raise BadInput(f"--reference {references}: no file named like any video of {videos} (pairs go by file name)")
+        raise BadInput(f"--reference {references}: no video with the prompt and seed (from the manifests) or the "
+                       f"file name of any video of {videos}")  # fmt: skip
     return matched
+
+
+def _identity(video: Path) -> tuple[str, int] | None:
+    """(prompt, seed) from the manifest beside a video, if fbgen wrote one."""
+    try:
+        record = json.loads(video.with_suffix(".json").read_text(encoding="utf-8"))
+        return record["prompt"], int(record["seed"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
 
 
 def evaluate(videos: Path, references: Path, embedders: dict[str, Embedder] | None = None) -> dict[str, Any]:

@@ -22,7 +22,7 @@ from typing import Any
 from fbgen.apps.batch import Batch, Item
 from fbgen.apps.records import worker_summary_path
 from fbgen.apps.worker import Options, Worker, run_batch
-from fbgen.config.schema import RunConfig
+from fbgen.config import RunConfig
 from fbgen.core import interrupts
 from fbgen.core.errors import EXIT_BAD_INPUT, EXIT_INTERRUPTED, EXIT_MODEL, BadInput, FbgenError
 
@@ -48,7 +48,14 @@ def parse_devices(text: str) -> list[str]:
         return [str(i) for i in range(count)]
     devices = [d.strip() for d in text.split(",") if d.strip()]
     if not devices or not all(d.isdigit() for d in devices) or len(set(devices)) != len(devices):
-        raise BadInput(f"--devices {text!r}: expected distinct GPU indices like 0,1,2,3 or 'all'")
+        raise BadInput(f"--devices {text[:40]!r}: expected distinct GPU indices like 0,1,2,3 or 'all'")
+    import torch
+
+    count = torch.cuda.device_count()
+    if not count:
+        raise BadInput(f"--devices {text}: no CUDA device is visible")
+    if max(map(int, devices)) >= count:
+        raise BadInput(f"--devices {text}: this machine shows {count} CUDA device(s) (0..{count - 1})")
     return devices
 
 
@@ -158,21 +165,6 @@ class BatchActor:
 
     def run(self, batch: Batch, all_items: list[Item], worker: Worker, options: Options) -> dict[str, Any]:
         return run_batch(self.config, batch, all_items, worker, options, self.progress)
-
-
-def combine(summaries: list[dict[str, Any]]) -> dict[str, Any]:
-    """One summary over workers that ran side by side (wall time is the slowest worker's)."""
-    done = sum(s.get("done", 0) for s in summaries)
-    wall = max((s.get("wall_s", 0.0) for s in summaries), default=0.0)
-    video_s = sum((s.get("mean_s_per_video") or 0.0) * s.get("done", 0) for s in summaries)
-    total = {k: sum(s.get(k, 0.0) for s in summaries) for k in ("flops", "large_only_flops", "executed_flops")}
-    return {
-        "done": done, "wall_s": wall,
-        "videos_per_hour": 3600 * done / wall if wall and done else 0.0,
-        "mean_s_per_video": video_s / done if done else None, **total,
-        "flops_saved": 1 - total["flops"] / total["large_only_flops"] if total["large_only_flops"] else None,
-        "workers": summaries,
-    }  # fmt: skip
 
 
 def _read_summary(config: RunConfig, worker: Worker) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from fbgen.engine.sources import file_sha256
+from fbgen.outputs.checksums import path_sha256
 from fbgen.outputs.manifest import write_text
 
 STATE_DIR = ".fbgen"
@@ -62,11 +62,15 @@ def previous_records(output_dir: str | os.PathLike) -> dict[str, dict[str, Any]]
 
 
 def is_complete(record: Mapping[str, Any] | None) -> bool:
-    """Done, and the MP4 on disk is the one the manifest describes."""
+    """Done, and every output on disk (MP4, PNG frames, latents) is the one the manifest describes."""
     if not record or record.get("status") != "done":
         return False
-    mp4 = Path(record.get("output", ""))
-    return mp4.is_file() and file_sha256(mp4) == record.get("sha256")
+    outputs = record.get("outputs") or {"mp4": {"path": record.get("output", ""), "sha256": record.get("sha256")}}
+    for entry in outputs.values():
+        path = Path(entry.get("path") or "")
+        if not (path.is_file() or path.is_dir()) or path_sha256(path) != entry.get("sha256"):
+            return False
+    return True
 
 
 def write_manifest(output_dir: str | os.PathLike, ids: list[str]) -> None:

@@ -33,9 +33,12 @@ from fbgen.apps.records import (
     worker_summary_path,
     write_manifest,
 )
-from fbgen.config.schema import RunConfig
+from fbgen.config import RunConfig
 from fbgen.core import interrupts
-from fbgen.core.errors import DiskFull
+from fbgen.core.errors import BadInput, DiskFull
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
+from fbgen.engine.progress import NoProgress
 from fbgen.outputs.manifest import now, write_json
 
 
@@ -57,13 +60,22 @@ class Worker:
         env = os.environ if env is None else env
         token = env.get("FBGEN_WORKER_ID") or f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(2)}"
         token = re.sub(r"[^A-Za-z0-9._-]", "_", token)
-        torchrun = int(env.get("WORLD_SIZE", "1")) if "TORCHELASTIC_RUN_ID" in env else 1
-        srun = int(env.get("SLURM_STEP_NUM_TASKS", "1"))
+        torchrun = _count(env, "WORLD_SIZE") if "TORCHELASTIC_RUN_ID" in env else 1
+        srun = _count(env, "SLURM_STEP_NUM_TASKS")
         run = (env.get("FBGEN_RUN_ID") or env.get("SLURM_ARRAY_JOB_ID") or env.get("SLURM_JOB_ID")
                or (f"torchrun-{env['TORCHELASTIC_RUN_ID']}-{env.get('MASTER_ADDR')}-{env.get('MASTER_PORT')}"
                    if torchrun > 1 else token))  # fmt: skip
         peers = max(torchrun, srun)
         return cls(token, re.sub(r"[^A-Za-z0-9._-]", "_", run), peers > 1 or env.get("FBGEN_GROUP") == "1", peers)
+
+
+def _count(env: Mapping[str, str], name: str) -> int:
+    """A launcher's process count; a value that is not a positive integer is bad input, not a traceback."""
+    value = env.get(name, "1").strip()
+    if not value.isdigit() or int(value) < 1:
+        raise BadInput(f"environment variable {name}={value[:20]!r}: expected a positive integer (set by torchrun or "
+                       "srun; unset it or fix the launcher)")  # fmt: skip
+    return int(value)
 
 
 def wait_for_peers(output_dir: str | os.PathLike, worker: Worker, lease_s: float = LEASE_S) -> None:
@@ -112,6 +124,24 @@ class BatchSummary:
         }  # fmt: skip
 
 
+    @classmethod
+    def merged(cls, parts: list[dict[str, Any]]) -> dict[str, Any]:
+        """One summary over workers that ran side by side (wall time is the slowest worker's), with each worker's."""
+        merged = cls(
+            done=sum(p.get("done", 0) for p in parts), skipped=sum(p.get("skipped", 0) for p in parts),
+            failed=[f for p in parts for f in p.get("failed_items", [])],
+            elsewhere=sorted({i for p in parts for i in p.get("in_progress_elsewhere", [])}),
+            wall_s=max((p.get("wall_s", 0.0) for p in parts), default=0.0),
+            encode_s=max((p.get("encode_s", 0.0) for p in parts), default=0.0),
+            video_s=[p["mean_s_per_video"] for p in parts for _ in range(p.get("done", 0))
+                     if p.get("mean_s_per_video")],
+            flops=sum(p.get("flops", 0.0) for p in parts),
+            large_only=sum(p.get("large_only_flops", 0.0) for p in parts),
+            executed=sum(p.get("executed_flops", 0.0) for p in parts),
+        )  # fmt: skip
+        return {**merged.to_dict(), "workers": parts}
+
+
 @dataclass
 class Options:
     force: bool = False
@@ -119,12 +149,10 @@ class Options:
     lease_s: float = LEASE_S
 
 
-def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log: Any = print) -> BatchSummary:
+def run_worker(engine: Engine, batch: Batch, worker: Worker, options: Options, log: Any = print) -> BatchSummary:
     """Take items from the shared queue until none is left that this worker could render; record every finished or
     failed item. A dead worker's item is taken over once its lease lapses; items other live workers hold are left
     to them (a torchrun/srun rank waits for them, so no rank exits early)."""
-    from fbgen.engine.engine import uses_cfg
-
     start = time.perf_counter()
     out = Path(batch.config.output_dir)
     claims = Claims(batch.root, worker.token, worker.run, options.lease_s)
@@ -134,11 +162,10 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
     summary = BatchSummary()
 
     pending = [i for i in batch.items if options.force or i.id not in complete]
-    valid = [i for i in pending if isinstance(batch.configs[i.id], RunConfig)]
+    valid = [i for i in pending if isinstance(batch.jobs[i.id], Job)]
     t0 = time.perf_counter()
-    cfg = any(uses_cfg(batch.configs[i.id]) for i in valid)
-    encoded = session.family.encode([i.prompt for i in valid], [batch.configs[i.id].negative_prompt for i in valid],
-                                    cfg) if valid else []  # fmt: skip
+    encoded = engine.encode([batch.jobs[i.id] for i in valid]) if valid else []
+    engine.release_text_encoder()
     summary.encode_s = time.perf_counter() - t0
     conds = {i.id: to_device(c, "cpu") for i, c in zip(valid, encoded)}  # on the device one at a time, see below
 
@@ -160,7 +187,7 @@ def run_worker(session: Any, batch: Batch, worker: Worker, options: Options, log
                 outcome = queue.take(item.id)
                 if isinstance(outcome, Claim):
                     took = True
-                    resolved[item.id] = _render(session, batch, item, outcome, conds, journal, heartbeat, summary,
+                    resolved[item.id] = _render(engine, batch, item, outcome, conds, journal, heartbeat, summary,
                                                 options, log)  # fmt: skip
                 elif outcome == "waiting":
                     waiting.append(item.id)
@@ -229,7 +256,7 @@ class _Queue:
         return self.claims.take(item_id, gen + 1) or "waiting"
 
 
-def _render(session: Any, batch: Batch, item: Any, claim: Claim, conds: dict[str, Any], journal: Path,
+def _render(engine: Engine, batch: Batch, item: Any, claim: Claim, conds: dict[str, Any], journal: Path,
             heartbeat: Heartbeat, summary: BatchSummary, options: Options, log: Any) -> str:  # fmt: skip
     """Render one claimed item and record it; returns its final state. Interrupts release the claim."""
     out = Path(batch.config.output_dir)
@@ -242,13 +269,11 @@ def _render(session: Any, batch: Batch, item: Any, claim: Claim, conds: dict[str
         leftover.unlink(missing_ok=True)
     heartbeat.claim = claim
     try:
-        item_cfg = batch.configs[item.id]
-        if isinstance(item_cfg, Exception):
-            raise item_cfg
+        job = batch.jobs[item.id]
+        if isinstance(job, Exception):
+            raise job
         t0 = time.perf_counter()
-        cond = to_device(conds[item.id], session.device)
-        record = session.generate(item_cfg, item.prompt, cond, batch.seeds[item.id], item.index,
-                                  len(batch.items), name=batch.names[item.id])  # fmt: skip
+        record = engine.render(job, to_device(conds[item.id], engine.device), total=len(batch.items))
         if claim.superseded:
             log(f"{item.id}: another worker took this item over while it was rendering; its record stands")
             return "done"
@@ -298,12 +323,10 @@ def run_batch(config: RunConfig, batch: Batch, all_items: list[Item], worker: Wo
               progress: Any = None) -> dict[str, Any]:  # fmt: skip
     """One worker, start to end: load the models once, take items until the queue is drained, write this worker's
     summary (`.fbgen/workers/<worker>.json`) and the batch's `manifest.jsonl`. Returns the summary."""
-    from fbgen.engine.engine import NoProgress, Session
-
     progress = progress or NoProgress()
-    session = Session.open(config, progress)
+    engine = Engine.open(config, progress)
     batch.write_index(all_items)
-    summary = run_worker(session, batch, worker, options, log=progress.phase)
+    summary = run_worker(engine, batch, worker, options, log=progress.phase)
     data = {**summary.to_dict(), "worker": worker.token, "run": worker.run, "exit_code": summary.exit_code}
     summary_path = worker_summary_path(config.output_dir, worker.token)
     summary_path.parent.mkdir(parents=True, exist_ok=True)

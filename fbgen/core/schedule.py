@@ -2,8 +2,9 @@
 
 A schedule reads left to right over the trajectory, one letter per stage: `LSL` with boundaries `[0.4, 0.8]` runs
 the large model on steps [0, 0.4N), the small one on [0.4N, 0.8N) and the large one again on [0.8N, N).
-Boundaries are step fractions (default), absolute step indices, or sigma thresholds (a step whose sigma is below
-the k-th threshold belongs to stage k+1 or later, the way Wan 2.2 switches its experts on the timestep).
+Boundaries are step fractions (default), absolute step indices, or sigma thresholds: exactly as `WanPipeline`
+switches its Wan 2.2 experts, a step whose timestep is below `threshold · num_train_timesteps` belongs to the next
+stage (the integer timestep is compared, not the float sigma; they disagree at e.g. 0.8335).
 """
 
 from __future__ import annotations
@@ -57,27 +58,29 @@ class Plan:
         return self.models.count(model)
 
 
-def stage_starts(boundaries: Sequence[float], unit: str, sigmas: Sequence[float]) -> list[int]:
-    """First step index of each stage after the first, for `steps = len(sigmas)` steps."""
-    steps = len(sigmas)
+def stage_starts(boundaries: Sequence[float], unit: str, timesteps: Sequence[float], train_timesteps: int = 1000
+                 ) -> list[int]:  # fmt: skip
+    """First step index of each stage after the first, for `steps = len(timesteps)` steps."""
+    steps = len(timesteps)
     if unit == "fraction":
         return [min(steps, math.floor(b * steps + 0.5)) for b in boundaries]
     if unit == "step":
         return [min(steps, int(b)) for b in boundaries]
     if unit == "sigma":
-        return [next((i for i, s in enumerate(sigmas) if s < b), steps) for b in boundaries]
+        return [next((i for i, t in enumerate(timesteps) if not t >= b * train_timesteps), steps) for b in boundaries]
     raise ValueError(f"unknown boundary unit {unit!r}")
 
 
 def build_plan(
-    schedule: str, boundaries: Sequence[float], unit: str, timesteps: Sequence[float], sigmas: Sequence[float]
+    schedule: str, boundaries: Sequence[float], unit: str, timesteps: Sequence[float], sigmas: Sequence[float],
+    train_timesteps: int = 1000,
 ) -> Plan:
     """Assign a model letter to every step. `sigmas` has one entry per step (the scheduler's final 0 excluded)."""
     if len(boundaries) != len(schedule) - 1:
         raise ValueError(f"schedule {schedule} needs {len(schedule) - 1} boundaries, got {len(boundaries)}")
     if len(timesteps) != len(sigmas):
         raise ValueError("timesteps and sigmas must have one entry per step")
-    starts = [0, *stage_starts(boundaries, unit, sigmas), len(sigmas)]
+    starts = [0, *stage_starts(boundaries, unit, timesteps, train_timesteps), len(sigmas)]
     models: list[str] = []
     for letter, start, end in zip(schedule, starts, starts[1:]):
         models += [letter] * max(0, end - max(start, len(models)))

@@ -20,11 +20,13 @@ import torch
 from fbgen.apps.batch import Item
 from fbgen.apps.compare import describe, render, run_specs
 from fbgen.apps.fidelity import pixel_fidelity
-from fbgen.config.schema import load_config
+from fbgen.config import load_config
 from fbgen.demo import checker
 from fbgen.demo.data import Clip, dataset
 from fbgen.demo.data import render as render_clip
-from fbgen.demo.train import hardware, to_tensor
+from fbgen.demo.train import hardware
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
 
 SCHEDULES = ["SSS", "LSS", "SLL", "LSL"]
 SWEEPS = {"early": [0.2, 0.3, 0.6], "late": [0.6, 0.9]}
@@ -35,22 +37,21 @@ READABLE = 0.9  # round-trip accuracy from which an attribute counts as carried 
 
 def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, log=print) -> dict[str, Any]:
     """Run every schedule on `pairs` captions (seed i for caption i) and score each video."""
-    from fbgen.engine.engine import Session
-
     config = load_config(config_path, overrides)
     clips = dataset(PROMPT_SEED, pairs)
     items = [Item(f"p{i:03d}", clip.caption, i + 1, seed=i) for i, clip in enumerate(clips)]
     clip_of = {item.id: clip for item, clip in zip(items, clips)}
     specs = run_specs(config, SCHEDULES, SWEEPS)
-    session = Session.open(config)
-    sources = {"training data": render_clip, "VAE round trip": lambda c: roundtrip(session.family, render_clip(c))}
+    engine = Engine.open(config)
+    job = Job.of(config)
+    sources = {"training data": render_clip, "VAE round trip": lambda c: engine.autoencode(job, render_clip(c))}
     baseline_rows = {name: [score(make(clip), clip) for clip in clips] for name, make in sources.items()}
     # An attribute the autoencoder itself does not carry (its round trip reads it about as often as chance) says
     # nothing about the transformers: the headline accuracy counts the attributes the round trip preserves.
     trip = baseline_rows["VAE round trip"]
     readable = [k for k in ATTRIBUTES if np.mean([r[f"ok_{k}"] for r in trip]) >= READABLE]
     rows, start = [], time.perf_counter()
-    for n, (item, seed, videos, measured) in enumerate(render(session, items, specs)):
+    for n, (item, seed, videos, measured) in enumerate(render(engine, items, specs)):
         clip = clip_of[item.id]
         reference = videos[specs[0].name]
         for spec in specs:
@@ -66,7 +67,7 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
         config.num_frames], "models": {m: r.id for m, r in config.models.items()}, "reference": specs[0].name,
         "readable": readable, "runs": runs, "baselines": baselines, "rows": rows,
         "wall_s": time.perf_counter() - start,
-        "hardware": hardware(session.device),
+        "hardware": hardware(engine.device),
         "torch": torch.__version__,
     }  # fmt: skip
 
@@ -78,16 +79,6 @@ def score(frames: np.ndarray, clip: Clip) -> dict[str, Any]:
 
 
 @torch.no_grad()
-def roundtrip(family: Any, frames: np.ndarray) -> np.ndarray:
-    """Frames through the pair's VAE and back (normalised as the transformers see latents): the best any run can do."""
-    vae = family.pipe.vae
-    z = vae.encode(to_tensor(frames)[None].to(vae.device)).latent_dist.mode()
-    shape = (1, vae.config.z_dim, 1, 1, 1)
-    mean = torch.tensor(vae.config.latents_mean).view(shape).to(z)
-    std = torch.tensor(vae.config.latents_std).view(shape).to(z)
-    return family.decode((z - mean) / std)
-
-
 def summarise(name: str, spec: Any, rows: list[dict[str, Any]], readable: list[str]) -> dict[str, Any]:
     ok = np.array([[r[f"ok_{k}"] for k in ATTRIBUTES] for r in rows], bool)
     keep = [ATTRIBUTES.index(k) for k in readable]

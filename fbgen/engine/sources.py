@@ -16,8 +16,11 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from fbgen.config.schema import ModelRef
+from fbgen.config import ModelRef, RunConfig
 from fbgen.core.errors import ModelError
+from fbgen.families import FAMILIES
+from fbgen.families.base import FamilySpec, component_class
+from fbgen.outputs.checksums import file_sha256
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 WEIGHT_PATTERNS = ("*.json", "*.safetensors", "*.txt", "*.model")  # configs, weights, tokenizer files; never .bin
@@ -52,7 +55,7 @@ def resolve(ref: ModelRef, subfolders: list[str], what: str, weights: bool = Tru
     from huggingface_hub import snapshot_download
 
     kinds = WEIGHT_PATTERNS if weights else ("*.json",)
-    patterns = [f"{sub}/{p}" for sub in subfolders for p in kinds] + ["model_index.json"]
+    patterns = [f"{sub}/{p}" for sub in subfolders for p in kinds] + ["model_index.json", "scheduler/*.json"]
     try:
         path = Path(snapshot_download(ref.id, revision=ref.revision, allow_patterns=patterns))
     except Exception as e:  # hub errors come in many classes; all mean the same here
@@ -68,13 +71,33 @@ def _config_name(subfolder: str) -> str:
     return {"scheduler": "scheduler_config.json", "tokenizer": "tokenizer_config.json"}.get(subfolder, "config.json")
 
 
-def read_config(source: Source, subfolder: str) -> dict:
-    """A component's config.json, read without touching its weights (pair checks happen before loading)."""
+def read_config(source: Source, subfolder: str, required: tuple[str, ...] = ()) -> dict:
+    """A component's config.json, read without touching its weights (pair checks happen before loading); a file
+    that is not a JSON object, or lacks a key fbgen reads, is a model error (exit 3), not a traceback later."""
     path = source.path / subfolder / "config.json"
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise ModelError(f"{source.id}: cannot read {subfolder}/config.json ({e})") from None
+        raise ModelError(f"{source.id}: cannot read {subfolder}/config.json ({str(e)[:120]})") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"{source.id}: {subfolder}/config.json is not a JSON object")
+    missing = [k for k in required if k not in data]
+    if missing:
+        raise ModelError(f"{source.id}: {subfolder}/config.json lacks {', '.join(missing)}; is it a "
+                         f"{subfolder} of this model family?")  # fmt: skip
+    return data
+
+
+def read_scheduler_config(source: Source) -> dict | None:
+    """The checkpoint's scheduler config, or None when it ships none."""
+    path = source.path / "scheduler" / "scheduler_config.json"
+    if not path.is_file():
+        return None
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{source.id}: cannot read scheduler/scheduler_config.json ({str(e)[:120]})") from None
+    return data if isinstance(data, dict) else None
 
 
 def content_hash(root: Path, subfolders: list[str]) -> str:
@@ -104,14 +127,6 @@ def content_hash(root: Path, subfolders: list[str]) -> str:
     return outer.hexdigest()
 
 
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def parameter_count(source: Source, subfolder: str) -> int | None:
     """Parameters of a component from its safetensors headers (no tensor is read); None if weights are absent."""
     from safetensors import safe_open
@@ -125,3 +140,92 @@ def parameter_count(source: Source, subfolder: str) -> int | None:
             for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
                 total += math.prod(f.get_slice(key).get_shape())
     return total
+
+
+@dataclass
+class Sources:
+    """Every model source a run uses, resolved, with the configs read and the component classes checked (no
+    weights yet): what is missing or does not fit is refused here, before anything loads."""
+
+    family: FamilySpec
+    transformers: dict[str, Source]  # the models the schedule uses
+    subfolders: dict[str, str]  # letter → its transformer's subfolder
+    text: Source
+    vae: Source
+    configs: dict[str, dict]  # transformer configs of every declared model that can be found (for large-only FLOPs)
+    vae_config: dict
+    scheduler_config: dict | None  # the large model's checkpoint scheduler config
+
+    @classmethod
+    def open(cls, config: RunConfig, weights: bool = True) -> Sources:
+        family = FAMILIES[config.family]
+        used = sorted(set(config.schedule), key=list(config.models).index)
+        large = config.models[config.large]
+        text_ref, vae_ref = config.text_encoder or large, config.vae or large
+        subfolders = {m: ref.subfolder or family.transformer for m, ref in config.models.items()}
+        wanted: dict[tuple[str, str | None], list[str]] = {}
+        for letter in used:
+            wanted.setdefault(_where(config.models[letter]), []).append(subfolders[letter])
+        wanted.setdefault(_where(text_ref), []).extend(family.text_subfolders)
+        wanted.setdefault(_where(vae_ref), []).extend(family.vae_subfolders)
+        resolved = {}
+        for where, subs in wanted.items():
+            names = [m for m in used if _where(config.models[m]) == where] or ["text encoder/VAE"]
+            ref = ModelRef(*where)
+            resolved[where] = resolve(ref, sorted(set(subs)), f"{config.source}: models.{'/'.join(names)}",
+                                      weights=weights)  # fmt: skip
+        transformers = {m: resolved[_where(config.models[m])] for m in used}
+        required = tuple(dict.fromkeys(family.pair_keys + family.flops_keys))
+        configs = {m: read_config(src, subfolders[m], required) for m, src in transformers.items()}
+        for letter in set(config.models) - set(used):  # e.g. L of an SSS run: its config prices "large-only"
+            try:
+                src = resolve(config.models[letter], [subfolders[letter]], f"models.{letter}", weights=False)
+                configs[letter] = read_config(src, subfolders[letter], required)
+            except ModelError:
+                pass  # not needed to run; FLOPs then compare against the largest model used
+        check_pair(configs, family.pair_keys, {m: config.models[m].id for m in configs})
+        text, vae = resolved[_where(text_ref)], resolved[_where(vae_ref)]
+        vae_config = read_config(vae, "vae")
+        check_vaes(config, used, vae_ref, vae_config, family.vae_keys)
+        for component, source in (("text_encoder", text), ("tokenizer", text), ("vae", vae)):
+            component_class(family, source.path, component)  # a class fbgen would not load is refused now
+        for letter, source in transformers.items():
+            component_class(family, source.path, subfolders[letter], "transformer")
+        scheduler = read_scheduler_config(transformers[used[0]] if config.large not in used else
+                                          transformers[config.large])  # fmt: skip
+        return cls(family, transformers, {m: subfolders[m] for m in used}, text, vae, configs, vae_config, scheduler)
+
+
+def _where(ref: ModelRef) -> tuple[str, str | None]:
+    """One download per repository and revision, whichever letters and subfolders it supplies."""
+    return ref.id, ref.revision
+
+
+def check_vaes(config: RunConfig, used: list[str], vae_ref: ModelRef, vae_config: dict, keys: tuple[str, ...]) -> None:
+    """A model that ships its own VAE must ship the shared one: its latents are decoded by it (e.g. LTX 0.9.1 vs
+    0.9.5+ VAEs differ). Only config.json files are read; a model without a findable VAE config is not judged."""
+    for letter in used:
+        ref = config.models[letter]
+        if _where(ref) == _where(vae_ref):
+            continue
+        try:
+            own = read_config(resolve(ref, ["vae"], f"models.{letter}", weights=False), "vae")
+        except ModelError:
+            continue
+        for key in keys:
+            if own.get(key) != vae_config.get(key):
+                raise ModelError(f"models.{letter} ({ref.id}) was trained with another VAE than the shared one "
+                                 f"({vae_ref.id}): vae {key} is {own.get(key)} vs {vae_config.get(key)}")  # fmt: skip
+
+
+def check_pair(configs: dict[str, dict], keys: tuple[str, ...], ids: dict[str, str]) -> None:
+    """Models of one run must agree on everything that defines the latent space and the conditioning."""
+    first = next(iter(configs))
+    for letter, cfg in configs.items():
+        for key in keys:
+            a, b = configs[first].get(key), cfg.get(key)
+            if a != b:
+                raise ModelError(
+                    f"models {first} ({ids[first]}) and {letter} ({ids[letter]}) cannot share a latent space: "
+                    f"{key} is {a} vs {b}"
+                )

@@ -7,34 +7,35 @@ layout, trainable in minutes on a CPU), and a config that names no models gets t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from pathlib import Path
 
-from fbgen.demo.autoencoder import CausalFrameAutoencoder
-from fbgen.families import FAMILIES, wan
-from fbgen.families.wan import (  # noqa: F401  (the adapter interface, shared with Wan)
-    PAIR_KEYS,
-    TEXT_SUBFOLDERS,
-    TRANSFORMER,
-    VAE_SUBFOLDERS,
-    latent_shape_from_vae,
-    scheduler,
-)
+from fbgen.families import wan
 
-RULES = FAMILIES["demo"]
-VAE_KEYS = ("z_dim", "width", "scale_factor_temporal", "scale_factor_spatial", "latents_mean", "latents_std")
+PAIR = Path(__file__).resolve().parent.parent / "demo" / "pair"  # the trained pair shipped in the package
+
+
+def _autoencoder() -> type:
+    from fbgen.demo.autoencoder import CausalFrameAutoencoder
+
+    return CausalFrameAutoencoder
 
 
 class DemoFamily(wan.WanFamily):
-    rules = RULES
-    vae_class = CausalFrameAutoencoder
+    pass
 
 
-def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> int:
-    return wan.forward_flops(transformer_config, latent_shape, RULES.text_tokens)
-
-
-def block_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int]) -> dict[str, int]:
-    return wan.block_flops(transformer_config, latent_shape, RULES.text_tokens)
-
-
-Family = DemoFamily
+SPEC = dataclasses.replace(
+    wan.SPEC,
+    name="demo",
+    adapter=lambda: DemoFamily,
+    max_sequence_length=16,
+    default_size=(48, 48, 9),
+    default_fps=8,
+    vae_keys=("z_dim", "width", "scale_factor_temporal", "scale_factor_spatial", "latents_mean", "latents_std"),
+    components={**wan.SPEC.components, "vae": "fbgen.demo.autoencoder.CausalFrameAutoencoder"},
+    own_classes={"fbgen.demo.autoencoder.CausalFrameAutoencoder": _autoencoder},
+    default_models=(("L", str(PAIR / "large")), ("S", str(PAIR / "small"))),
+    view_scale=4,
+)
+DemoFamily.spec = SPEC

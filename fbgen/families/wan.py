@@ -1,40 +1,75 @@
-"""Wan 2.1 text-to-video (1.3B / 14B, diffusers format): a thin adapter over diffusers' own components.
+"""Wan 2.1 text-to-video (1.3B / 14B) and the Wan 2.2 experts, diffusers format: a thin adapter over `WanPipeline`'s
+own methods (prompt encoding, noise), so fbgen's LLL is diffusers' result. Only the loop is fbgen's.
 
-Prompt encoding and latent preparation are `WanPipeline`'s own methods, called on a pipeline that holds the shared
-components, so fbgen's LLL is diffusers' result. Only the loop is fbgen's (see `fbgen.core.sampler`).
+Wan's CFG is two forwards (conditional, unconditional); its VAE runs in float32 and its latents are normalised by
+the VAE config's `latents_mean` / `latents_std`.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-from diffusers import AutoencoderKLWan, WanPipeline, WanTransformer3DModel
-from transformers import AutoTokenizer, UMT5EncoderModel
+from diffusers import WanPipeline
 
-from fbgen.core.flops import wan_block_flops, wan_forward_flops
 from fbgen.core.sampler import Step
-from fbgen.engine.sources import Source
-from fbgen.families import FAMILIES
-from fbgen.families.base import PipelineFamily
-
-RULES = FAMILIES["wan"]
-PAIR_KEYS = ("in_channels", "out_channels", "patch_size", "text_dim")  # must match for a shared latent space
-VAE_KEYS = ("z_dim", "base_dim", "dim_mult", "num_res_blocks", "temperal_downsample", "latents_mean", "latents_std")
-TRANSFORMER = "transformer"
-TEXT_SUBFOLDERS = ["text_encoder", "tokenizer"]
-VAE_SUBFOLDERS = ["vae"]
+from fbgen.core.solvers import make_scheduler
+from fbgen.families.base import FamilySpec, LatentShape, PipelineFamily, Video, to_uint8
 
 
-def scheduler(config, device: str):
-    """Wan's default: UniPC with flow sigmas (or Euler), a fixed shift, `steps` timesteps."""
-    from fbgen.core.solvers import make_scheduler
+def linear_flops(tokens: int, fan_in: int, fan_out: int) -> int:
+    return 2 * tokens * fan_in * fan_out
 
-    sched = make_scheduler(config.solver, config.shift)
-    sched.set_timesteps(config.steps, device=device)
+
+def tokens(latent_shape: LatentShape, patch: tuple[int, int, int]) -> int:
+    return math.prod(n // p for n, p in zip(latent_shape, patch))
+
+
+def block_flops(cfg: Mapping[str, Any], latent_shape: LatentShape, text_tokens: int) -> dict[str, int]:
+    """One `WanTransformerBlock`, by the module that runs the work (the units a cache hook can skip).
+
+    With S video tokens, L text tokens, width D and FFN width F: self-attention 4·S·D² (QKVO) + 4·S²·D;
+    cross-attention 4·S·D² (Q, O) + 4·L·D² (K, V on the text) + 4·S·L·D; feed-forward 4·S·D·F.
+    """
+    s, length = tokens(latent_shape, cfg["patch_size"]), text_tokens
+    d, f = cfg["num_attention_heads"] * cfg["attention_head_dim"], cfg["ffn_dim"]
+    return {
+        "attn1": 4 * linear_flops(s, d, d) + 4 * s * s * d,  # q, k, v, out; QKᵀ and AV
+        "attn2": 2 * linear_flops(s, d, d) + 2 * linear_flops(length, d, d) + 4 * s * length * d,
+        "ffn": linear_flops(s, d, f) + linear_flops(s, f, d),
+    }
+
+
+def forward_flops(cfg: Mapping[str, Any], latent_shape: LatentShape, text_tokens: int) -> int:
+    """One `WanTransformer3DModel` forward (text-to-video) on a latent of (frames, height, width): its blocks, the
+    patch, text and timestep embeddings, and the output projection."""
+    s, length = tokens(latent_shape, cfg["patch_size"]), text_tokens
+    d, patch = cfg["num_attention_heads"] * cfg["attention_head_dim"], math.prod(cfg["patch_size"])
+    embed = (
+        linear_flops(s, cfg["in_channels"] * patch, d)  # patch embedding (Conv3d)
+        + linear_flops(length, cfg["text_dim"], d) + linear_flops(length, d, d)  # text projection
+        + linear_flops(1, cfg["freq_dim"], d) + linear_flops(1, d, d) + linear_flops(1, d, 6 * d)  # timestep
+    )  # fmt: skip
+    head = linear_flops(s, d, cfg["out_channels"] * patch)
+    return cfg["num_layers"] * sum(block_flops(cfg, latent_shape, text_tokens).values()) + embed + head
+
+
+def latent_shape(vae_config: Mapping[str, Any], height: int, width: int, num_frames: int) -> LatentShape:
+    """Latent (frames, height, width) from the VAE config, as `WanPipeline` reads its scale factors."""
+    temporal = vae_config.get("scale_factor_temporal", 4)
+    spatial = vae_config.get("scale_factor_spatial", 8)
+    return (num_frames - 1) // temporal + 1, height // spatial, width // spatial
+
+
+def scheduler(sampling: Any, vae_config: Mapping[str, Any], checkpoint: Mapping[str, Any] | None, device: str) -> Any:
+    """The config's solver with a fixed shift and `steps` timesteps (the checkpoint's scheduler config is compared
+    with it and any difference stated by the engine, never silently replaced)."""
+    sched = make_scheduler(sampling.solver, sampling.shift)
+    sched.set_timesteps(sampling.steps, device=device)
     return sched
 
 
@@ -49,105 +84,72 @@ class Prompt:
 class WanFamily(PipelineFamily):
     """Shared UMT5 text encoder + Wan VAE, one transformer per schedule letter."""
 
-    rules = RULES
     pipeline_class = WanPipeline
-    vae_class: Any = AutoencoderKLWan
-
-    @classmethod
-    def load(
-        cls, transformers: Mapping[str, Source], text: Source, vae: Source, device: str, dtype: torch.dtype
-    ) -> WanFamily:
-        """Load from resolved sources (safetensors only). Transformers stay on the CPU: `Residency` places them."""
-        common = dict(torch_dtype=dtype, use_safetensors=True)
-        models = {
-            letter: WanTransformer3DModel.from_pretrained(src.path, subfolder=TRANSFORMER, **common).eval()
-            for letter, src in transformers.items()
-        }
-        tokenizer = AutoTokenizer.from_pretrained(text.path, subfolder="tokenizer")
-        text_encoder = UMT5EncoderModel.from_pretrained(text.path, subfolder="text_encoder", **common).eval()
-        # Wan's VAE is run in float32, as the official pipelines do.
-        vae_model = cls.vae_class.from_pretrained(
-            vae.path, subfolder="vae", torch_dtype=torch.float32, use_safetensors=True
-        ).eval()
-        return cls(models, tokenizer, text_encoder.to(device), vae_model.to(device), device)
-
-    # -- conditioning ------------------------------------------------------------------------------------------
-    @torch.no_grad()
-    def encode(self, prompts: list[str], negative_prompt: str | list[str], cfg: bool) -> list[Prompt]:
-        """Encode every prompt (one negative prompt for all, or one each), then free the text encoder."""
-        negatives = [negative_prompt] * len(prompts) if isinstance(negative_prompt, str) else negative_prompt
-        encoded = []
-        for prompt, negative_prompt in zip(prompts, negatives):
-            positive, negative = self.pipe.encode_prompt(
-                prompt=prompt, negative_prompt=negative_prompt, do_classifier_free_guidance=cfg,
-                max_sequence_length=self.rules.text_tokens, device=self.device,
-            )  # fmt: skip
-            encoded.append(Prompt(positive, negative))
-        self.free_text_encoder()
-        return encoded
-
-    # -- sampling ----------------------------------------------------------------------------------------------
-    def latent_shape(self, height: int, width: int, num_frames: int) -> tuple[int, int, int]:
-        temporal, spatial = self.pipe.vae_scale_factor_temporal, self.pipe.vae_scale_factor_spatial
-        return (num_frames - 1) // temporal + 1, height // spatial, width // spatial
-
-    def initial_latents(self, seed: int, height: int, width: int, num_frames: int) -> torch.Tensor:
-        """Noise from a CPU generator: the same seed gives the same video on any device."""
-        generator = torch.Generator("cpu").manual_seed(seed)
-        channels = next(iter(self.transformers.values())).config.in_channels
-        return self.pipe.prepare_latents(1, channels, height, width, num_frames, torch.float32, self.device, generator)
+    prompt_class = Prompt
+    vae_dtype = torch.float32  # as the official pipelines run it
 
     @torch.no_grad()
-    def predict(self, letter: str, prompt: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool,
-                step: Step | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
+    def predict(self, letter: str, cond: Prompt, latents: torch.Tensor, t: torch.Tensor, cfg: bool,
+                step: Step | None, video: Video) -> tuple[torch.Tensor, torch.Tensor | None]:  # fmt: skip
         """One model's conditional and (with CFG) unconditional velocity, two forwards as `WanPipeline` does."""
         model = self.transformers[letter]
         x = latents.to(model.dtype)
         timestep = t.expand(x.shape[0])
         where = step.context() if step else {}
         with model.cache_context("cond", **where):
-            cond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.positive,
-                         return_dict=False)[0]  # fmt: skip
+            positive = model(hidden_states=x, timestep=timestep, encoder_hidden_states=cond.positive,
+                             return_dict=False)[0]  # fmt: skip
         if not cfg:
-            return cond, None
+            return positive, None
         with model.cache_context("uncond", **where):
-            uncond = model(hidden_states=x, timestep=timestep, encoder_hidden_states=prompt.negative,
-                           return_dict=False)[0]  # fmt: skip
-        return cond, uncond
+            negative = model(hidden_states=x, timestep=timestep, encoder_hidden_states=cond.negative,
+                             return_dict=False)[0]  # fmt: skip
+        return positive, negative
 
     @torch.no_grad()
-    def decode(self, latents: torch.Tensor) -> np.ndarray:
+    def decode(self, latents: torch.Tensor, video: Video, generator: torch.Generator | None = None) -> np.ndarray:
         """Latents → uint8 frames (F, H, W, 3), with the VAE's latent normalisation undone as WanPipeline does."""
         vae = self.pipe.vae
         latents = latents.to(vae.device, vae.dtype)
         shape = (1, vae.config.z_dim, 1, 1, 1)
         mean = torch.tensor(vae.config.latents_mean).view(shape).to(latents)
         std = torch.tensor(vae.config.latents_std).view(shape).to(latents)
-        video = vae.decode(latents * std + mean, return_dict=False)[0]
-        frames = self.pipe.video_processor.postprocess_video(video, output_type="np")[0]
-        return (np.clip(frames, 0, 1) * 255).round().astype(np.uint8)
+        frames = vae.decode(latents * std + mean, return_dict=False)[0]
+        return to_uint8(self.pipe.video_processor.postprocess_video(frames, output_type="np")[0])
 
-    # -- cost ----------------------------------------------------------------------------------------------------
-    def forward_flops(self, letter: str, height: int, width: int, num_frames: int) -> int:
-        shape = self.latent_shape(height, width, num_frames)
-        return forward_flops(self.transformers[letter].config, shape, self.rules.text_tokens)
-
-
-def forward_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int],
-                  text_tokens: int = RULES.text_tokens) -> int:  # fmt: skip
-    return wan_forward_flops(transformer_config, latent_shape, text_tokens)
-
-
-def block_flops(transformer_config: Mapping, latent_shape: tuple[int, int, int],
-                text_tokens: int = RULES.text_tokens) -> dict[str, int]:  # fmt: skip
-    return wan_block_flops(transformer_config, latent_shape, text_tokens)
+    @torch.no_grad()
+    def autoencode(self, frames: np.ndarray, video: Video) -> np.ndarray:
+        """uint8 frames through the VAE and back, normalised as the transformers see latents: the best any
+        trajectory can end in (the demo's results use it as a ceiling)."""
+        vae = self.pipe.vae
+        pixels = torch.from_numpy(np.asarray(frames)).float().div(127.5).sub(1).permute(3, 0, 1, 2)[None]
+        z = vae.encode(pixels.to(vae.device, vae.dtype)).latent_dist.mode()
+        shape = (1, vae.config.z_dim, 1, 1, 1)
+        mean = torch.tensor(vae.config.latents_mean).view(shape).to(z)
+        std = torch.tensor(vae.config.latents_std).view(shape).to(z)
+        return self.decode((z - mean) / std, video)
 
 
-def latent_shape_from_vae(vae_config: Mapping, height: int, width: int, num_frames: int) -> tuple[int, int, int]:
-    """Latent (frames, height, width) from the VAE config alone (for `fbgen plan`, which loads no weights)."""
-    temporal = vae_config.get("scale_factor_temporal", 4)
-    spatial = vae_config.get("scale_factor_spatial", 8)
-    return (num_frames - 1) // temporal + 1, height // spatial, width // spatial
-
-
-Family = WanFamily
+SPEC = FamilySpec(
+    name="wan",
+    adapter=lambda: WanFamily,
+    size_multiple=16,
+    frame_step=4,
+    max_sequence_length=512,
+    default_shift=3.0,
+    default_size=(480, 832, 81),
+    default_fps=16,
+    solvers=("unipc", "euler", "dpmpp"),
+    pair_keys=("in_channels", "out_channels", "patch_size", "text_dim"),
+    flops_keys=("patch_size", "num_attention_heads", "attention_head_dim", "ffn_dim", "in_channels", "out_channels",
+                "text_dim", "freq_dim", "num_layers"),  # fmt: skip
+    vae_keys=("z_dim", "base_dim", "dim_mult", "num_res_blocks", "temperal_downsample", "latents_mean", "latents_std"),
+    forward_flops=forward_flops,
+    block_flops=block_flops,
+    latent_shape=latent_shape,
+    scheduler=scheduler,
+    components={"transformer": "diffusers.WanTransformer3DModel", "text_encoder": "transformers.UMT5EncoderModel",
+                "tokenizer": "transformers.AutoTokenizer", "vae": "diffusers.AutoencoderKLWan"},  # fmt: skip
+    caches=("first_block", "taylorseer", "seacache"),  # SeaCache has a built-in adapter for Wan T2V only
+)
+WanFamily.spec = SPEC

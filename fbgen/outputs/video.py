@@ -5,7 +5,6 @@ encoder runs as a subprocess whose status and output are checked, and the file i
 
 from __future__ import annotations
 
-import errno
 import os
 import subprocess
 from pathlib import Path
@@ -13,17 +12,12 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from fbgen.core.errors import DiskFull, WriteError
+from fbgen.outputs.atomic import fsync, partial_path, raise_write_error
 
 CRF = 10  # H.264 quality (lower is better; 10 is near lossless, what imageio's quality=8 gave)
 
 
-def partial_path(path: Path) -> Path:
-    """The temp file an MP4 is written to: hidden, pid-tagged, never mistaken for a finished video."""
-    return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
-
-
-def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int) -> Path:
+def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int, crf: int = CRF) -> Path:
     """Encode uint8 frames (F, H, W, 3) to a temp file, verify it (ffmpeg's exit status, then a decode that counts
     every frame) and only then rename it into place, synced. A crash, Ctrl-C, a full disk or a failing encoder
     leaves no file under `path`: a full disk raises DiskFull, any other failure WriteError."""
@@ -34,7 +28,7 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int) -> Path:
     command = [
         imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
         "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        "-crf", str(CRF), "-movflags", "+faststart", str(tmp),
+        "-crf", str(crf), "-movflags", "+faststart", str(tmp),
     ]  # fmt: skip
     try:
         data = b"".join(np.ascontiguousarray(frame).tobytes() for frame in frames)
@@ -49,15 +43,15 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int) -> Path:
                 proc.wait()
         message = err.decode(errors="replace").strip().splitlines()
         if proc.returncode != 0:
-            _raise_write_error(path, f"ffmpeg exited with {proc.returncode}: {message[-1] if message else ''}")
+            raise_write_error(path, f"ffmpeg exited with {proc.returncode}: {message[-1] if message else ''}")
         decoded = _decoded_frames(tmp)
         if decoded != count:
-            _raise_write_error(path, f"the written file decodes to {decoded} of {count} frames")
-        _fsync(tmp)
+            raise_write_error(path, f"the written file decodes to {decoded} of {count} frames")
+        fsync(tmp)
         os.replace(tmp, path)
-        _fsync(path.parent)
+        fsync(path.parent)
     except OSError as e:
-        _raise_write_error(path, str(e), e.errno)
+        raise_write_error(path, str(e), e.errno)
     finally:
         tmp.unlink(missing_ok=True)
     return path
@@ -68,28 +62,6 @@ def _decoded_frames(path: Path) -> int:
         return imageio_ffmpeg.count_frames_and_secs(str(path))[0]
     except RuntimeError:  # undecodable
         return 0
-
-
-def _raise_write_error(path: Path, detail: str, code: int | None = None) -> None:
-    if code == errno.ENOSPC or os.strerror(errno.ENOSPC) in detail or _disk_full(path.parent):
-        raise DiskFull(f"{path.parent}: no space left on device while writing {path.name}; free space, then rerun "
-                       f"(add --retry-failed for the item recorded as failed)")  # fmt: skip
-    raise WriteError(f"{path.name}: {detail}")
-
-
-def _disk_full(directory: Path) -> bool:
-    try:
-        return os.statvfs(directory).f_bavail == 0
-    except OSError:
-        return False
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def read_mp4(path: str | os.PathLike) -> tuple[np.ndarray, dict]:

@@ -1,0 +1,56 @@
+"""Probes of this machine, run once before any weights load: the things validation cannot know from the config alone
+(is there a GPU, can the output directory take files, is the attention backend's package installed)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+from fbgen.config import RunConfig
+from fbgen.core.errors import BadInput
+
+
+def preflight(config: RunConfig, output_dir: str | None = None) -> None:
+    check_device(config)
+    check_writable(output_dir or config.output_dir, config.source)
+    check_attention_backend(config)
+
+
+def check_device(config: RunConfig) -> None:
+    value = config.device
+    if not value.startswith("cuda"):
+        return
+    where = f"{config.source}: key 'device'"
+    if not torch.cuda.is_available():
+        raise BadInput(f"{where}: {value} was asked for but CUDA is not available on this machine; use device: cpu "
+                       "or auto")  # fmt: skip
+    index = int(value.partition(":")[2] or 0)
+    if index >= torch.cuda.device_count():
+        raise BadInput(f"{where}: {value} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)")
+
+
+def check_writable(output_dir: str, source: str) -> Path:
+    """Create the output directory and prove it takes files (exit 2 now, not a lost render later)."""
+    path = Path(output_dir)
+    probe = path / f".fbgen-write-test.{os.getpid()}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise BadInput(f"{source}: key 'output_dir': {path} is not writable ({e.strerror or e})") from None
+    return path
+
+
+def check_attention_backend(config: RunConfig) -> None:
+    """diffusers' own requirement check for the backend (its package and version), without a model."""
+    if not config.attention_backend:
+        return
+    from diffusers.models.attention_dispatch import AttentionBackendName, _check_attention_backend_requirements
+
+    try:
+        _check_attention_backend_requirements(AttentionBackendName(config.attention_backend))
+    except (ImportError, RuntimeError, ValueError) as e:
+        raise BadInput(f"{config.source}: key 'attention_backend': {str(e).splitlines()[0][:160]}") from None
