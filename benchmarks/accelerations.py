@@ -26,12 +26,12 @@ import torch
 from fbgen.apps.compare import RunSpec, variant
 from fbgen.apps.fidelity import pixel_fidelity
 from fbgen.config import load_config
-from fbgen.core.solvers import plan_run
 from fbgen.demo.data import dataset
 from fbgen.demo.data import render as render_clip
-from fbgen.demo.results import ATTRIBUTES, PROMPT_SEED, READABLE, roundtrip, score
+from fbgen.demo.results import ATTRIBUTES, PROMPT_SEED, READABLE, score
 from fbgen.demo.train import hardware
-from fbgen.engine.engine import Session, plan_flops_for
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
 
 # name → config keys; the first is the reference. Each runs under LLL and under LSL [0.4, 0.8].
 ACCELERATIONS: dict[str, dict[str, Any]] = {
@@ -63,21 +63,21 @@ def measure(config_path: str, pairs: int, names: list[str], log=print) -> dict[s
         # no videos are written: the output directory only has to take files
         base = load_config(config_path, [f"{k}={json.dumps(v)}" for k, v in keys.items()],
                            output_dir=tempfile.gettempdir())  # fmt: skip
-        session = Session.open(base)
+        engine = Engine.open(base)
         if not readable:  # the attributes the pair's autoencoder carries (as in fbgen.demo.results)
-            trip = [score(roundtrip(session.family, render_clip(c)), c) for c in clips]
+            trip = [score(engine.autoencode(Job.of(base), render_clip(c)), c) for c in clips]
             readable = [k for k in ATTRIBUTES if np.mean([r[f"ok_{k}"] for r in trip]) >= READABLE]
-        encoded = session.family.encode(prompts, base.negative_prompt, True)
+        jobs = [Job.of(base, prompt, seed=i) for i, prompt in enumerate(prompts)]
+        encoded = engine.encode(jobs)
         for schedule in SCHEDULES:
-            config = variant(base, RunSpec(schedule, schedule, base.boundaries))
             for i, (clip, cond) in enumerate(zip(clips, encoded)):
-                scheduler, plan = plan_run(config, str(session.device))
-                latents, _ = session.denoise(config, plan, scheduler, cond, seed=i)
-                flops = session.executed(config, plan_flops_for(config, plan, session.sources))["executed"]
-                frames = session.family.decode(latents)
+                job = variant(jobs[i], RunSpec(schedule, schedule, base.boundaries))
+                denoised = engine.denoise(job, cond)
+                flops = engine.executed(job, engine.flops(job, denoised.plan))["executed"]
+                frames = engine.decode(job, denoised)
                 if name == names[0] and schedule == "LLL":
                     reference[i] = frames
-                rows.append({"acceleration": name, "schedule": schedule, "pair": i, "steps": config.steps,
+                rows.append({"acceleration": name, "schedule": schedule, "pair": i, "steps": job.steps,
                              "flops": flops, **pixel_fidelity(frames, reference[i]),
                              **score(frames, clip)})  # fmt: skip
         log(f"{name}: {time.perf_counter() - start:.0f} s")

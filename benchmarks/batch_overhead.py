@@ -1,6 +1,6 @@
 """Per-video overhead of `fbgen batch`: everything a batch does beyond denoise + decode + MP4 write.
 
-Runs a batch through the library (`Session.open` once, then `run_worker`, exactly what the CLI runs) on the tiny
+Runs a batch through the library (`Engine.open` once, then `run_worker`, exactly what the CLI runs) on the tiny
 random-weight Wan pair, and splits its wall time into the work itself (the manifests' denoise, decode and write
 times), prompt encoding (up front, reported apart) and the rest: claiming each item (O_EXCL create, heartbeat
 thread), planning, FLOPs, resume checks, the MP4's verification decode and sha256, journal writes with fsync.
@@ -24,7 +24,7 @@ from fbgen.apps.records import previous_records
 from fbgen.apps.tiny import build_tiny_wan
 from fbgen.apps.worker import Options, Worker, run_worker
 from fbgen.config import validate
-from fbgen.engine.engine import Session
+from fbgen.engine.engine import Engine
 
 SIZES = {"64x64x9, 20 steps": (64, 64, 9, 20), "128x128x17, 30 steps": (128, 128, 17, 30)}
 
@@ -40,9 +40,9 @@ def measure(models: dict[str, Path], root: Path, size: tuple[int, int, int, int]
         "output_dir": str(out),
     }, "benchmark")  # fmt: skip
     start = time.perf_counter()
-    session = Session.open(config)
+    engine = Engine.open(config)
     load_s = time.perf_counter() - start
-    summary = run_worker(session, Batch.prepare(config, read_prompts(prompts)), Worker.here(), Options(), log=print)
+    summary = run_worker(engine, Batch.prepare(config, read_prompts(prompts)), Worker.here(), Options(), log=print)
     records = [r for r in previous_records(out).values() if r["status"] == "done"]
     work = sum(r["wall_s"]["denoise"] + r["wall_s"]["decode"] + r["wall_s"]["write"] for r in records)
     overhead = summary.wall_s - work - summary.encode_s

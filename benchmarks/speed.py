@@ -5,7 +5,7 @@ Builds the 14B and 1.3B transformers (`--family ltx`: 13B and 2B) with random we
 and CFG:
 
   stock  diffusers' `WanPipeline` (`LTXPipeline`) with the large model (LLL), output_type="latent"
-  fbgen  LLL, SSS and LSL (paper's 40/40/20) through `Session.denoise`, with `offload: none`, then LSL with `idle`
+  fbgen  LLL, SSS and LSL (paper's 40/40/20) through `Engine.denoise`, with `offload: none`, then LSL with `idle`
 
 and reports per-step time per model, achieved TFLOP/s (fbgen's analytic FLOPs), switch overhead (LSL time minus
 its FLOP-time ideal n_L·t_L + n_S·t_S, from the pure runs), LSL speedup against stock and against the ideal, and
@@ -32,14 +32,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from diffusers import FlowMatchEulerDiscreteScheduler
 
 from fbgen.config import validate
 from fbgen.core.flops import plan_flops
-from fbgen.core.solvers import make_scheduler, plan_run
-from fbgen.engine.engine import NoProgress, Session, accelerate, load_loras, sync
+from fbgen.core.solvers import make_scheduler
+from fbgen.engine.engine import Engine, sync
+from fbgen.engine.job import Job
+from fbgen.engine.loading import accelerate, load_loras
+from fbgen.engine.progress import NoProgress
 from fbgen.engine.residency import Residency
+from fbgen.engine.sources import Sources
 from fbgen.engine.work import WorkTally
-from fbgen.families import load_adapter
+from fbgen.families import FAMILIES
+from fbgen.families.ltx import SCHEDULER
 
 WAN_COMMON = dict(
     patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=4096, freq_dim=256, cross_attn_norm=True,
@@ -140,6 +146,16 @@ def build_models(family: str, tiny: bool, device: torch.device, dtype: torch.dty
     return models, AutoencoderKLWan().to(device), WAN_COMMON["text_dim"]
 
 
+def in_memory_sources(family: Any) -> Sources:
+    """What the engine reads of a checkpoint, for random in-memory models: their configs and the VAE's."""
+    configs = {m: dict(model.config) for m, model in family.transformers.items()}
+    return Sources(family.spec, {}, {}, None, None, configs, dict(family.pipe.vae.config), None)  # type: ignore[arg-type]
+
+
+def latent_shape(family: Any, size: tuple[int, int, int]) -> tuple[int, int, int]:
+    return family.spec.latent_shape(dict(family.pipe.vae.config), *size)
+
+
 def _reset_peak(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -157,7 +173,7 @@ def time_stock(pipe, cond: Any, size: tuple[int, int, int], steps: int, device: 
     clock = Clock(device)
     height, width, frames = size
     ltx = type(pipe).__name__ == "LTXPipeline"
-    pipe.scheduler = load_adapter("ltx").scheduler_class() if ltx else make_scheduler("unipc", 3.0)
+    pipe.scheduler = FlowMatchEulerDiscreteScheduler(**SCHEDULER) if ltx else make_scheduler("unipc", 3.0)
     pipe.set_progress_bar_config(disable=True)
     masks = (
         dict(prompt_attention_mask=cond.positive_mask, negative_prompt_attention_mask=cond.negative_mask) if ltx else {}
@@ -176,10 +192,10 @@ def time_stock(pipe, cond: Any, size: tuple[int, int, int], steps: int, device: 
 def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedule: str, offload: str,
                device: torch.device, dtype: torch.dtype, keys: dict[str, Any] | None = None,
                work: dict[str, WorkTally] | None = None) -> Timing:  # fmt: skip
-    """fbgen's own staged loop (`Session.denoise`): scheduler, plan, residency hooks and stage clock included; with
+    """fbgen's own staged loop (`Engine.denoise`): scheduler, plan, residency hooks and stage clock included; with
     `work` (from `accelerate`), the share of each model's block FLOPs its cache hook let run."""
     height, width, frames = size
-    name = family.rules.name
+    name = family.spec.name
     config = validate({
         "family": name, "models": {"L": f"random:{name}-large", "S": f"random:{name}-small"}, "schedule": schedule,
         "boundaries": [0.4, 0.8], "steps": steps, "height": height, "width": width, "num_frames": frames,
@@ -187,16 +203,16 @@ def time_fbgen(family, residency: Residency, cond: Any, size, steps: int, schedu
         "output_dir": tempfile.gettempdir(), **(keys or {}),
     }, "benchmark")  # fmt: skip
     clock = Clock(device)
-    session = Session(config, None, family, residency, device, dtype, 0.0, _StepMarks(clock), work=work or {})
-    scheduler, plan = plan_run(config, str(device))
+    engine = Engine(config, in_memory_sources(family), family, residency, device, dtype, 0.0, _StepMarks(clock),
+                    work=work or {})  # fmt: skip
     _reset_peak(device)
     clock.mark()
-    session.denoise(config, plan, scheduler, cond, seed=0)
+    plan = engine.denoise(Job.of(config, seed=0), cond).plan
     timing = Timing(f"fbgen {schedule} (offload {offload})", list(plan.models), clock.intervals(), _peak(device))
-    block_flops, shape = load_adapter(name).block_flops, family.latent_shape(*size)
+    spec, shape = family.spec, latent_shape(family, size)
     timing.extra["block_work_computed"] = {m: 1.0 for m in sorted(set(plan.models))} | {
-        m: tally.computed_fraction(block_flops(family.transformers[m].config, shape))
-        for m, tally in session.work.items() if m in plan.models
+        m: tally.computed_fraction(spec.block_flops(family.transformers[m].config, shape, spec.max_sequence_length))
+        for m, tally in engine.work.items() if m in plan.models
     }  # fmt: skip
     return timing
 
@@ -284,7 +300,7 @@ def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.devi
     compiled = any(_compiled(m) for m in models.values())
     if compiled and not keys.get("compile"):
         raise SystemExit("a variant without compile after a compiled one: list variants with compile last")
-    name = family.rules.name
+    name = family.spec.name
     config = validate({"family": name, "models": {"L": "x", "S": "x"}, "prompt": "x", "attention_backend": "native",
                        **keys, "compile": bool(keys.get("compile")) and not compiled}, "variant")  # fmt: skip
     start = time.perf_counter()
@@ -294,7 +310,7 @@ def apply_variant(models: dict, family, keys: dict[str, Any], device: torch.devi
             model.disable_cache()
         if getattr(model, "peft_config", None):
             model.unload_lora()
-    load_loras(family, config)
+    load_loras(family.transformers, type(family.pipe), config)
     work = accelerate(models, config)
     sync(device)
     return time.perf_counter() - start, work
@@ -318,8 +334,8 @@ def run_variant(models, family, cond, size, steps, device, dtype, variant: str, 
     for schedule in ("LLL", "SSS", "LSL"):
         runs[schedule] = time_fbgen(family, none, cond, size, steps, schedule, "none", device, dtype, keys, work)
         print(f"  [{variant}] {runs[schedule].name}: {runs[schedule].total_s:.2f} s", flush=True)
-    shape = family.latent_shape(*size)
-    per_forward = {m: load_adapter(family.rules.name).forward_flops(models[m].config, shape) for m in "LS"}
+    shape = latent_shape(family, size)
+    per_forward = {m: family.spec.forward_flops(models[m].config, shape, family.spec.max_sequence_length) for m in "LS"}
     return {
         "apply_s": apply_s, "warmup_s": warmup_s,
         "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
@@ -329,8 +345,8 @@ def run_variant(models, family, cond, size, steps, device, dtype, variant: str, 
 
 
 def run_shape(models, family, cond, size, steps, device, dtype, offloads, variants, save) -> dict[str, Any]:
-    shape = family.latent_shape(*size)
-    per_forward = {m: load_adapter(family.rules.name).forward_flops(models[m].config, shape) for m in "LS"}
+    shape = latent_shape(family, size)
+    per_forward = {m: family.spec.forward_flops(models[m].config, shape, family.spec.max_sequence_length) for m in "LS"}
     runs: dict[str, Timing] = {}
     none = Residency(models, "none", device)
     pipe = family.pipe
@@ -351,7 +367,7 @@ def run_shape(models, family, cond, size, steps, device, dtype, offloads, varian
         peak = "" if run.peak_bytes is None else f", peak {run.peak_bytes / 2**30:.1f} GiB"
         print(f"  {run.name}: {run.total_s:.2f} s{peak}", flush=True)
     summary = summarise(runs, per_forward, steps)
-    summary["flops"] = plan_flops_table(runs, per_forward, GUIDANCE[family.rules.name])
+    summary["flops"] = plan_flops_table(runs, per_forward, GUIDANCE[family.spec.name])
     shape_result = {
         "size": list(size), "latent_shape": list(shape), "steps": steps, "per_forward_flops": per_forward,
         "runs": {k: {"name": r.name, "models": "".join(r.models), "step_s": r.step_s, "total_s": r.total_s,
@@ -411,15 +427,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     default = DEFAULT_SHAPE[args.family][1 if tiny else 0]
     shapes = [tuple(int(v) for v in s.split("x")) for s in (args.shape or [default])]
     models, vae, text_dim = build_models(args.family, tiny, device, dtype)
-    adapter = load_adapter(args.family)
-    family = adapter.Family(models, None, None, vae, device)
+    spec = FAMILIES[args.family]
+    family = spec.adapter()(models, None, None, vae, device)
     g = torch.Generator("cpu").manual_seed(0)
-    embeds = [torch.randn(1, adapter.RULES.text_tokens, text_dim, generator=g).to(device, dtype) for _ in range(2)]
+    embeds = [torch.randn(1, spec.max_sequence_length, text_dim, generator=g).to(device, dtype) for _ in range(2)]
     if args.family == "ltx":
-        mask = torch.ones(1, adapter.RULES.text_tokens, device=device)
-        cond = adapter.Prompt(embeds[0], mask, embeds[1], mask)
+        mask = torch.ones(1, spec.max_sequence_length, device=device)
+        cond = family.prompt_class(embeds[0], mask, embeds[1], mask)
     else:
-        cond = adapter.Prompt(*embeds)
+        cond = family.prompt_class(*embeds)
 
     variants = [v for v in args.variants.split(",") if v]
     result: dict[str, Any] = {**environment(device), "tiny": tiny, "shapes": []}

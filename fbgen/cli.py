@@ -218,7 +218,7 @@ def batch(
             child += ["--shard", shard] if shard else []
             child += ["--force"] * force + ["--retry-failed"] * retry_failed + ["--lease", str(lease)]
             child += ["--quiet"] * (quiet or json_)
-            summaries, code = run_local(child, cfg, parse_devices(devices))
+            summaries, code = run_local(child, cfg, parse_devices(devices, cfg.device))
             data = BatchSummary.merged(summaries)
         else:
             worker = Worker.here()
@@ -317,7 +317,7 @@ def calibrate(
     def body() -> int:
         from fbgen.apps.batch import read_prompts
         from fbgen.apps.calibrate import calibrate as run_calibration
-        from fbgen.apps.calibrate import check, pair
+        from fbgen.apps.calibrate import check_calibration, pair
         from fbgen.apps.reporting import calibration_table
         from fbgen.config import load_config
         from fbgen.engine.engine import Engine, resolve_device
@@ -326,7 +326,7 @@ def calibrate(
         cfg = load_config(config, overrides)
         large, small = pair(cfg)
         cfg = load_config(config, overrides, schedule=f"{large}{small}{large}")  # both models loaded
-        check(cfg, resolve_device(cfg.device).type)  # before any weights load
+        check_calibration(cfg, resolve_device(cfg.device).type)  # before any weights load
         items = read_prompts(prompts)
         out_dir = out or Path(cfg.output_dir) / "calibration"
         console, tty, progress = _progress(quiet, json_)

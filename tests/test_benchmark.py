@@ -9,7 +9,7 @@ import pytest
 
 from fbgen.apps.tiny import LARGE, LTX_LARGE, tiny_transformer
 from fbgen.config import validate
-from fbgen.engine.engine import accelerate
+from fbgen.engine.loading import accelerate
 
 ROOT = Path(__file__).parent.parent
 BENCHMARKS = Path(__file__).parent.parent / "benchmarks"
@@ -66,8 +66,8 @@ def test_attention_backend_reaches_every_attention_processor():
 def test_accelerations_study_scores_quality_and_counts_executed_flops(tmp_path):
     from fbgen.apps.compare import RunSpec, variant
     from fbgen.config import load_config
-    from fbgen.core.solvers import plan_run
-    from fbgen.engine.engine import Session, plan_flops_for
+    from fbgen.engine.engine import Engine
+    from fbgen.engine.job import Job
 
     study = load_harness("accelerations")
     out = tmp_path / "acc.json"
@@ -78,9 +78,9 @@ def test_accelerations_study_scores_quality_and_counts_executed_flops(tmp_path):
     assert runs["none", "LLL"]["psnr"] == 100 and runs["none", "LLL"]["flops_vs_reference"] == 1
     # counted FLOPs agree with fbgen's analytic plan FLOPs where no hook skips anything
     base = load_config(config, output_dir=str(tmp_path))
-    session = Session.open(base)
-    totals = {s: plan_flops_for(c, plan_run(c)[1], session.sources)["total"]
-              for s in ("LLL", "LSL") for c in [variant(base, RunSpec(s, s, base.boundaries))]}  # fmt: skip
+    session = Engine.open(base)
+    jobs = {s: variant(Job.of(base), RunSpec(s, s, base.boundaries)) for s in ("LLL", "LSL")}
+    totals = {s: session.flops(job, session.plan(job)[1])["total"] for s, job in jobs.items()}
     assert runs["none", "LSL"]["flops_vs_reference"] == pytest.approx(totals["LSL"] / totals["LLL"], rel=1e-6)
     # the cache reuses work on the trained pair, and the video stays close to plain LLL
     assert runs["first_block 0.2", "LLL"]["flops_vs_reference"] < 0.9

@@ -60,5 +60,5 @@ def test_rising_curve_says_so():
 def test_sigma_thresholds_switch_at_the_same_steps():
     s = [1 - (i / 30) ** 0.7 for i in range(30)]
     result = auto_boundaries(u_curve(30), s)
-    assert stage_starts(result["sigmas"], "sigma", s) == result["steps"]
+    assert stage_starts(result["sigmas"], "sigma", [x * 1000 for x in s]) == result["steps"]
     assert stage_starts(result["fractions"], "fraction", s) == result["steps"]

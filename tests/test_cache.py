@@ -6,20 +6,23 @@ import pytest
 import torch
 import yaml
 from diffusers import WanPipeline
+from engines import run_config
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 import fbgen.demo.autoencoder  # noqa: F401  (diffusers loads the pair's autoencoder class once it is imported)
 from fbgen.config import cache_hook, load_config
-from fbgen.core.solvers import make_scheduler, plan_run
-from fbgen.engine.engine import Session, plan_flops_for
-from fbgen.families import DEMO_PAIR, FAMILIES
+from fbgen.core.solvers import make_scheduler
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
+from fbgen.families import FAMILIES
+from fbgen.families.demo import PAIR as DEMO_PAIR
 
 
 def run(write_config, tiny_pair, cache, schedule="LSL", **keys):
     both_large = {"L": str(tiny_pair["large"]), "S": str(tiny_pair["large"])}  # two blocks each: a tail to skip
     config = load_config(write_config(models=both_large, schedule=schedule, steps=10, cache=cache, **keys))
-    session = Session.open(config)
+    session = Engine.open(config)
     tail_calls = {m: 0 for m in session.family.transformers}
     for letter, model in session.family.transformers.items():
 
@@ -27,10 +30,10 @@ def run(write_config, tiny_pair, cache, schedule="LSL", **keys):
             tail_calls[letter] += 1
 
         model.blocks[1].ffn.register_forward_hook(count)  # inside the block: not called when the block is skipped
-    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
-    scheduler, plan = plan_run(config)
-    latents, _ = session.denoise(config, plan, scheduler, cond, 0)
-    return latents, tail_calls, {m: work.computed_share() for m, work in session.work.items()}
+    cond = session.encode([Job.of(config)])[0]
+    job = Job.of(config, seed=0)
+    denoised = session.denoise(job, cond)
+    return denoised.latents, tail_calls, {m: work.computed_share() for m, work in session.work.items()}
 
 
 def test_first_block_cache_that_never_skips_is_exact(write_config, tiny_pair):
@@ -68,12 +71,13 @@ def test_each_cache_on_the_demo_pair_skips_work_and_equals_wan_pipeline(tmp_path
     path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LLL", "steps": steps, "prompt": prompt,
                                     "device": "cpu", "output_dir": str(tmp_path / "out"), "cache": hook}))  # fmt: skip
     config = load_config(path)
-    session = Session.open(config)
+    session = Engine.open(config)
     ours_calls = computed_attention(session.family.transformers["L"])
-    cond = session.family.encode([prompt], "", cfg=True)[0]
-    scheduler, plan = plan_run(config)
+    cond = session.encode([Job.of(config, prompt)])[0]
+    job = Job.of(config, seed=5)
     with caplog.at_level(logging.WARNING, logger="diffusers"):
-        ours, _ = session.denoise(config, plan, scheduler, cond, 5)
+        denoised = session.denoise(job, cond)
+        ours = denoised.latents
     assert not [r for r in caplog.records if "fail-open" in r.getMessage() or "running full" in r.getMessage()]
     assert ours_calls[0] < 2 * steps * 0.75, ours_calls  # at least a quarter of the forwards reuse cached work
 
@@ -96,12 +100,12 @@ def test_seacache_in_lsl_starts_each_stage_cleanly(tmp_path, caplog):
                                     "device": "cpu", "output_dir": str(tmp_path / "out"),
                                     "cache": {"type": "seacache", "threshold": 0.5}}))  # fmt: skip
     config = load_config(path)
-    session = Session.open(config)
+    session = Engine.open(config)
     calls = {m: computed_attention(session.family.transformers[m]) for m in ("L", "S")}
-    cond = session.family.encode(["a red circle"], "", cfg=True)[0]
-    scheduler, plan = plan_run(config)
+    cond = session.encode([Job.of(config, "a red circle")])[0]
+    job = Job.of(config, seed=0)
     with caplog.at_level(logging.WARNING, logger="diffusers"):
-        session.denoise(config, plan, scheduler, cond, 0)
+        plan = session.denoise(job, cond).plan
     assert not [r for r in caplog.records if "SeaCache" in r.getMessage()]
     assert calls["L"][0] < 2 * plan.count("L") and calls["S"][0] < 2 * plan.count("S")
 
@@ -127,19 +131,19 @@ def test_taylorseer_forecasts_ltx_blocks_too(write_ltx_config):
     """diffusers' default TaylorSeer pattern matches no LTX module either: the family names its own."""
     config = load_config(write_ltx_config(schedule="LLL", steps=8,
                                           cache={"type": "taylorseer", "cache_interval": 2}))  # fmt: skip
-    session = Session.open(config)
+    session = Engine.open(config)
     model = session.family.transformers["L"]
     forwards, computed = [0], [0]
     model.register_forward_hook(lambda *_: forwards.__setitem__(0, forwards[0] + 1))
     model.transformer_blocks[-1].attn1.to_q.register_forward_hook(lambda *_: computed.__setitem__(0, computed[0] + 1))
-    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
-    scheduler, plan = plan_run(config)
+    cond = session.encode([Job.of(config)])[0]
+    job = Job.of(config, seed=0)
     counter = FlopCounterMode(display=False)
     with sdpa_kernel(SDPBackend.MATH), counter:
-        session.denoise(config, plan, scheduler, cond, 0)
+        plan = session.denoise(job, cond).plan
     assert forwards[0] == 8 and computed[0] < forwards[0]  # one batched CFG forward a step; some forecast
     # executed FLOPs hold for a batched CFG forward too
-    executed = session.executed(config, plan_flops_for(config, plan, session.sources))["executed"]
+    executed = session.executed(job, session.flops(job, plan))["executed"]
     assert executed == counter.get_total_flops()
 
 
@@ -151,14 +155,14 @@ def test_manifest_flops_executed_are_what_the_transformers_ran(tmp_path, hook):
     path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LSL", "steps": 20, "prompt": "a red circle",
                                     "device": "cpu", "output_dir": str(tmp_path / "out"), "cache": hook}))  # fmt: skip
     config = load_config(path)
-    session = Session.open(config)
-    cond = session.family.encode(list(config.prompts), config.negative_prompt, cfg=True)[0]
-    scheduler, plan = plan_run(config)
+    session = Engine.open(config)
+    cond = session.encode([Job.of(config)])[0]
+    job = Job.of(config, seed=config.seed)
     counter = FlopCounterMode(display=False)
     with sdpa_kernel(SDPBackend.MATH):  # decomposed into matmuls the counter sees
         with counter:
-            session.denoise(config, plan, scheduler, cond, config.seed)
-        flops = session.generate(config, config.prompts[0], cond, config.seed)["flops"]
+            session.denoise(job, cond)
+        flops = session.render(job, cond)["flops"]
     assert flops["executed"] == counter.get_total_flops()
     assert flops["executed"] == sum(flops["executed_per_model"].values()) < flops["total"]  # work was skipped
     assert flops["executed_ratio"] == flops["executed"] / flops["large_only"]
@@ -168,5 +172,5 @@ def test_manifest_flops_executed_equal_the_plan_without_a_cache(tmp_path):
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LSL", "steps": 6, "prompt": "a red circle",
                                     "device": "cpu", "output_dir": str(tmp_path / "out")}))  # fmt: skip
-    flops = Session.open(load_config(path)).run()[0]["flops"]
+    flops = run_config(load_config(path))[0]["flops"]
     assert flops["executed"] == flops["total"] and flops["executed_per_model"] == flops["per_model"]

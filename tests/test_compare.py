@@ -12,7 +12,7 @@ from fbgen.apps.compare import compare, criteria, parse_sweeps, run_specs
 from fbgen.apps.fidelity import Embedder, pixel_fidelity
 from fbgen.config import load_config
 from fbgen.core.errors import BadInput
-from fbgen.engine.engine import Session
+from fbgen.engine.engine import Engine
 from fbgen.outputs.video import read_mp4
 
 
@@ -56,14 +56,14 @@ def test_pixel_fidelity():
 def test_compare_on_tiny_models(write_config, tiny_pair, tmp_path):
     # S given the large model's weights: LSL must reproduce LLL exactly, so fidelity is perfect
     same = load_config(write_config(models={"L": str(tiny_pair["large"]), "S": str(tiny_pair["large"])}, steps=5))
-    report = compare(Session.open(same), [Item("p1", "a red cat", 1, 3)], run_specs(same, ["LSL"], {}),
+    report = compare(Engine.open(same), [Item("p1", "a red cat", 1, 3)], run_specs(same, ["LSL"], {}),
                      tmp_path / "same")  # fmt: skip
     assert [r["psnr"] for r in report["runs"]] == [100.0, 100.0]
 
     config = load_config(write_config(steps=5))
     items = [Item("p1", "a red cat", 1, 3), Item("p2", "a blue dog", 2, 4)]
     out = tmp_path / "cmp"
-    report = compare(Session.open(config), items, run_specs(config, ["SSS", "LSL"], parse_sweeps(["early=0.2"])), out)
+    report = compare(Engine.open(config), items, run_specs(config, ["SSS", "LSL"], parse_sweeps(["early=0.2"])), out)
     runs = {r["run"]: r for r in report["runs"]}
     assert runs["LLL"]["psnr"] == 100.0 and runs["LLL"]["flops_vs_reference"] == 1.0
     assert runs["SSS"]["flops_vs_reference"] < runs["LSL"]["flops_vs_reference"] < 1.0
@@ -120,7 +120,7 @@ def test_cli_compare(write_config, tmp_path):
 
 def test_compare_on_ltx(write_ltx_config, tmp_path):
     config = load_config(write_ltx_config(steps=4))
-    report = compare(Session.open(config), [Item("p1", "a red cat", 1, 3)], run_specs(config, ["LSL"], {}),
+    report = compare(Engine.open(config), [Item("p1", "a red cat", 1, 3)], run_specs(config, ["LSL"], {}),
                      tmp_path / "ltx")  # fmt: skip
     runs = {r["run"]: r for r in report["runs"]}
     assert runs["LLL"]["psnr"] == 100.0 and 0 < runs["LSL"]["flops_vs_reference"] < 1

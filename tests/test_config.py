@@ -61,7 +61,6 @@ def test_more_letters_and_sigma_boundaries(tmp_path):
         ({"boundaries": [10, 60]}, "step indices must be integers in 1..49"),
         ({"schedule": "LXL"}, "key 'schedule': letter(s) X of LXL name no model"),
         ({"schedule": "lsl"}, "key 'schedule': expected capital letters"),
-        ({"device": "cuda"}, "key 'device': cuda was asked for but CUDA is not available"),
         ({"device": "tpu"}, "key 'device': must be auto, cpu, cuda or cuda:N"),
         ({"solver": "ddim"}, "key 'solver': must be one of unipc, euler"),
         ({"offload": "all"}, "key 'offload': must be one of none, idle, group"),
@@ -70,14 +69,13 @@ def test_more_letters_and_sigma_boundaries(tmp_path):
         ({"guidance_scale": {"L": 5}}, "no scale for model(s) S"),
         ({"prompt": ""}, "key 'prompt'"),
         ({"models": {"huge": "a/b"}}, "key 'models.huge'"),
-        ({"output_dir": "/dev/null/out"}, "key 'output_dir'"),
         ({"lora": {"X": "x"}}, "key 'lora.X': names no model"),
         ({"lora": {"S": {"path": "x", "rank": 4}}}, "unknown field(s) ['rank']"),
         ({"lora": {"S": {"path": "x", "fuse": "yes"}}}, "key 'lora.S.fuse': expected true or false"),
         ({"cache": {"type": "fast"}}, "type must be one of first_block, taylorseer, seacache (family wan)"),
         ({"cache": {"type": "first_block", "thresh": 1}}, "unknown setting(s) ['thresh'] for first_block"),
         ({"cache": {"X": {"type": "first_block"}}}, "key 'cache.X': names no model"),
-        ({"cache": {"type": "first_block", "threshold": "high"}}, "setting(s) ['threshold'] must be numbers"),
+        ({"cache": {"type": "first_block", "threshold": "high"}}, "key 'cache.threshold': expected a number"),
         ({"cache": {"S": {"type": "seacache", "threshold": -1}}}, "'cache.S': seacache: `threshold` must be non-neg"),
         (
             {

@@ -12,13 +12,16 @@ import pytest
 import torch
 import yaml
 from diffusers import WanPipeline, WanTransformer3DModel
+from engines import run_config
 
 from fbgen.config import load_config
 from fbgen.core.solvers import make_scheduler
 from fbgen.demo import checker
 from fbgen.demo.data import FRAMES, SIZE
-from fbgen.engine.engine import Session
-from fbgen.families import DEMO_PAIR, FAMILIES
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
+from fbgen.families import FAMILIES
+from fbgen.families.demo import PAIR as DEMO_PAIR
 from fbgen.outputs.video import read_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,12 +90,11 @@ def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
 
 def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
     config = load_config(demo_config(tmp_path, schedule="LLL", steps=6, prompts=PROMPTS[:1]))
-    session = Session.open(config)
-    from fbgen.core.solvers import plan_run
-
-    cond = session.family.encode(list(config.prompts), config.negative_prompt, True)[0]
-    scheduler, plan = plan_run(config, "cpu")
-    ours, _ = session.denoise(config, plan, scheduler, cond, 5)
+    session = Engine.open(config)
+    cond = session.encode([Job.of(config)])[0]
+    job = Job.of(config, seed=5)
+    denoised = session.denoise(job, cond)
+    ours = denoised.latents
 
     import fbgen.demo.autoencoder  # noqa: F401  (diffusers loads the pair's autoencoder class once it is imported)
 
@@ -107,13 +109,14 @@ def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
 def test_training_conditioning_is_sampling_conditioning():
     """The transformers were trained on the captions encoded exactly as the demo family encodes them at run time."""
     from fbgen.demo.train import encode
-    from fbgen.engine.sources import Source
+    from fbgen.families.base import Video
     from fbgen.families.demo import DemoFamily
 
-    src = Source("demo", DEMO_PAIR / "large", None, None)
-    family = DemoFamily.load({"L": src}, src, src, "cpu", torch.float32)
+    root = DEMO_PAIR / "large"
+    family = DemoFamily.load({"L": (root, "transformer")}, root, root, "cpu", torch.float32)
     trained = encode(family.pipe, PROMPTS)
-    sampled = family.encode(PROMPTS, "", False)
+    video = Video(SIZE, SIZE, FRAMES, 8, FAMILIES["demo"].max_sequence_length)
+    sampled = [family.encode(p, "", False, video) for p in PROMPTS]
     torch.testing.assert_close(trained, torch.cat([p.positive for p in sampled]))
 
 
@@ -134,7 +137,7 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
 
     config = load_config(demo_config(tmp_path, steps=2, prompts=PROMPTS[:1],
                                      models={"large": str(paths["large"]), "small": str(paths["small"])}))  # fmt: skip
-    record = Session.open(config).run()[0]
+    record = run_config(config)[0]
     assert Path(record["output"]).is_file() and record["models"]["S"]["used"]
 
     # interrupted during the small model's training: the rerun reuses the VAE and the large model
@@ -160,16 +163,15 @@ def test_demo_flops_match_torch_flop_counter(name):
     from torch.nn.attention import SDPBackend, sdpa_kernel
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fbgen.families import demo
-
+    spec = FAMILIES["demo"]
     model = WanTransformer3DModel.from_pretrained(DEMO_PAIR / name, subfolder="transformer", use_safetensors=True)
     vae_config = json.loads((DEMO_PAIR / "large" / "vae" / "config.json").read_text())
-    shape = demo.latent_shape_from_vae(vae_config, SIZE, SIZE, FRAMES)
+    shape = spec.latent_shape(vae_config, SIZE, SIZE, FRAMES)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), sdpa_kernel(SDPBackend.MATH), counter:
         model(hidden_states=torch.randn(1, 16, *shape), timestep=torch.tensor([500]),
               encoder_hidden_states=torch.randn(1, 16, model.config.text_dim), return_dict=False)  # fmt: skip
-    assert demo.forward_flops(model.config, shape) == counter.get_total_flops()
+    assert spec.forward_flops(model.config, shape, spec.max_sequence_length) == counter.get_total_flops()
 
 
 def test_demo_results_score_every_schedule_and_the_baselines(tmp_path):

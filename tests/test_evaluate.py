@@ -46,7 +46,7 @@ def test_bad_inputs(tmp_path):
     with pytest.raises(BadInput, match="no such file"):
         pairs(tmp_path / "missing", tmp_path)
     (tmp_path / "refs").mkdir()
-    with pytest.raises(BadInput, match="pairs go by file name"):
+    with pytest.raises(BadInput, match="prompt and seed"):
         pairs(tmp_path, tmp_path / "refs")
 
 

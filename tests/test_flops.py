@@ -4,8 +4,9 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from fbgen.apps.tiny import LARGE, SMALL, tiny_transformer
-from fbgen.core.flops import forwards_per_step, plan_flops, wan_forward_flops
+from fbgen.core.flops import forwards_per_step, plan_flops
 from fbgen.core.schedule import build_plan
+from fbgen.families.wan import forward_flops as wan_forward_flops
 
 WAN_1_3B = dict(patch_size=[1, 2, 2], num_attention_heads=12, attention_head_dim=128, ffn_dim=8960, num_layers=30,
                 in_channels=16, out_channels=16, text_dim=4096, freq_dim=256)  # fmt: skip

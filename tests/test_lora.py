@@ -6,10 +6,12 @@ import sys
 import pytest
 import torch
 from diffusers import WanPipeline, WanTransformer3DModel
+from engines import run_config
 
 from fbgen.config import load_config
-from fbgen.core.solvers import make_scheduler, plan_run
-from fbgen.engine.engine import Session
+from fbgen.core.solvers import make_scheduler
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
 
 
 @pytest.fixture(scope="module")
@@ -28,10 +30,9 @@ def lora_dir(tiny_pair, tmp_path_factory):
 
 def latents(write_config, **overrides):
     config = load_config(write_config(steps=4, **overrides))
-    session = Session.open(config)
-    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
-    scheduler, plan = plan_run(config)
-    return session.denoise(config, plan, scheduler, cond, 3)[0]
+    session = Engine.open(config)
+    cond = session.encode([Job.of(config)])[0]
+    return session.denoise(Job.of(config, seed=3), cond).latents
 
 
 def test_lora_on_one_model_equals_diffusers_and_leaves_the_other_alone(write_config, tiny_pair, lora_dir):
@@ -57,7 +58,7 @@ def test_manifest_pins_the_lora_file(write_config, lora_dir):
     from fbgen.outputs.checksums import file_sha256
 
     config = load_config(write_config(steps=2, lora={"S": {"path": str(lora_dir), "scale": 0.7}}))
-    record = Session.open(config).run()[0]
+    record = run_config(config)[0]
     lora_file = lora_dir / "pytorch_lora_weights.safetensors"
     assert record["lora"] == {"S": {"path": str(lora_dir), "scale": 0.7, "weight_name": None, "fuse": False,
                                     "sha256": file_sha256(lora_file)}}  # fmt: skip
@@ -69,16 +70,15 @@ def test_fused_lora_equals_unfused_and_leaves_no_lora_layers(write_config, tiny_
     spec = {"path": str(lora_dir), "scale": 0.5}
     unfused = latents(write_config, schedule="SSS", lora={"S": spec})
     config = load_config(write_config(steps=4, schedule="SSS", lora={"S": {**spec, "fuse": True}}))
-    session = Session.open(config)
+    session = Engine.open(config)
     assert not any(isinstance(m, BaseTunerLayer) for t in session.family.transformers.values() for m in t.modules())
-    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
-    scheduler, plan = plan_run(config)
-    fused = session.denoise(config, plan, scheduler, cond, 3)[0]
+    cond = session.encode([Job.of(config)])[0]
+    fused = session.denoise(Job.of(config, seed=3), cond).latents
     torch.testing.assert_close(fused, unfused, rtol=1e-4, atol=1e-5)
     assert not torch.allclose(fused, latents(write_config, schedule="SSS"))  # the scaled update is in the weights
     # L's weights are untouched by S's fused LoRA (same checkpoint under both letters)
     same = {"L": str(tiny_pair["small"]), "S": str(tiny_pair["small"])}
-    session = Session.open(load_config(write_config(models=same, lora={"S": {**spec, "fuse": True}})))
+    session = Engine.open(load_config(write_config(models=same, lora={"S": {**spec, "fuse": True}})))
     large, small = (dict(session.family.transformers[m].named_parameters()) for m in "LS")
     changed = [k for k in large if not torch.equal(large[k], small[k])]
     assert changed and all(".attn" in k for k in changed)

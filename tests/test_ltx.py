@@ -14,8 +14,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from fbgen.apps.tiny import LTX_LARGE, LTX_SMALL, build_tiny_ltx, tiny_ltx_transformer, tiny_ltx_vae
 from fbgen.config import load_config
 from fbgen.core.errors import BadInput, ModelError
-from fbgen.core.solvers import plan_run
-from fbgen.engine.engine import Session, Sources
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
+from fbgen.engine.sources import Sources
 from fbgen.families.ltx import SCHEDULER, forward_flops
 from fbgen.outputs.video import read_mp4
 
@@ -26,11 +27,10 @@ def fbgen(*args):
 
 def fbgen_video(config_path, prompt="a red cat runs left", seed=0):
     config = load_config(config_path)
-    session = Session.open(config)
-    cond = session.family.encode([prompt], config.negative_prompt, cfg=True)[0]
-    scheduler, plan = plan_run(config, "cpu")
-    latents, _ = session.denoise(config, plan, scheduler, cond, seed)
-    return session, latents, session.family.decode(latents)
+    engine = Engine.open(config)
+    job = Job.of(config, prompt, seed)
+    denoised = engine.denoise(job, engine.encode([job])[0])
+    return engine, denoised.latents, engine.decode(job, denoised)
 
 
 @pytest.mark.parametrize("decode", [(0.0, None), (0.05, 0.025)])
@@ -52,14 +52,13 @@ def test_lll_equals_ltx_pipeline(write_ltx_config, tiny_ltx, decode):
 
 def test_lsl_calls_models_in_plan_order_with_batched_cfg(write_ltx_config):
     config = load_config(write_ltx_config(steps=5))
-    session = Session.open(config)
+    session = Engine.open(config)
     calls = []
     for letter, model in session.family.transformers.items():
         hook = lambda m, a, k, o, letter=letter: calls.append((letter, k["hidden_states"].shape[0]))  # noqa: E731
         model.register_forward_hook(hook, with_kwargs=True)
-    cond = session.family.encode(["a cat"], "", cfg=True)[0]
-    scheduler, plan = plan_run(config, "cpu")
-    session.denoise(config, plan, scheduler, cond, 0)
+    job = Job.of(config, "a cat", 0)
+    plan = session.denoise(job, session.encode([job])[0]).plan
     assert [c[0] for c in calls] == list(plan.models) == list("LLSSL")  # one batched forward per step
     assert all(batch == 2 for _, batch in calls)
 
@@ -76,7 +75,7 @@ def test_flops_formula_matches_flop_counter(sizes, shape):
     ):  # fmt: skip
         model(hidden_states=x, encoder_hidden_states=text, timestep=torch.tensor([500]),
               encoder_attention_mask=torch.ones(1, 128), num_frames=frames, height=height, width=width)  # fmt: skip
-    assert forward_flops(model.config, shape) == counter.get_total_flops()
+    assert forward_flops(model.config, shape, 128) == counter.get_total_flops()
 
 
 def test_run_plan_and_batch_work_for_ltx(write_ltx_config, tmp_path):

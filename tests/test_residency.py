@@ -7,8 +7,8 @@ import torch
 
 from fbgen.apps.tiny import LARGE, SMALL, tiny_transformer
 from fbgen.config import load_config
-from fbgen.core.solvers import plan_run
-from fbgen.engine.engine import Session
+from fbgen.engine.engine import Engine
+from fbgen.engine.job import Job
 from fbgen.engine.residency import Residency
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
@@ -16,10 +16,9 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 
 def run_latents(write_config, **overrides):
     config = load_config(write_config(**overrides))
-    session = Session.open(config)
-    cond = session.family.encode(list(config.prompts), "", cfg=True)[0]
-    scheduler, plan = plan_run(config, str(session.device))
-    return session.denoise(config, plan, scheduler, cond, 0)[0].cpu()
+    session = Engine.open(config)
+    cond = session.encode([Job.of(config)])[0]
+    return session.denoise(Job.of(config, seed=0), cond).latents.cpu()
 
 
 @pytest.mark.parametrize("offload", ["idle", "group"])

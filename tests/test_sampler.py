@@ -1,38 +1,29 @@
 """fbgen's loop against diffusers' own WanPipeline, and the staged schedule against the plan."""
 
-from functools import partial
-
 import numpy as np
 import pytest
 import torch
 from diffusers import WanPipeline
+from engines import final_latents, open_engine
 
 from fbgen.config import load_config
 from fbgen.core.sampler import guided
-from fbgen.core.solvers import make_scheduler, plan_run
-from fbgen.engine.engine import Session
+from fbgen.core.solvers import make_scheduler
+from fbgen.engine.job import Job
 
 
 def open_session(write_config, **overrides):
     config = load_config(write_config(**overrides))
-    session = Session.open(config)
-    cond = session.family.encode(list(config.prompts), config.negative_prompt, cfg=True)[0]
-    assert session.family.pipe.text_encoder is None  # freed once the prompts are encoded
+    engine, cond = open_engine(config)
     assert cond.positive.shape == (1, 512, 32) and cond.negative.shape == (1, 512, 32)
-    return config, session, cond
-
-
-def final_latents(config, session, cond, seed=0):
-    scheduler, plan = plan_run(config)
-    latents, _ = session.denoise(config, plan, scheduler, cond, seed)
-    return latents, plan
+    return config, engine, cond
 
 
 @pytest.mark.parametrize("solver", ["unipc", "euler", "dpmpp"])
 def test_lll_equals_diffusers_wan_pipeline(write_config, tiny_pair, solver):
     config, session, cond = open_session(write_config, schedule="LLL", solver=solver, steps=5)
-    ours, _ = final_latents(config, session, cond, seed=3)
-    frames = session.family.decode(ours)
+    ours, _ = final_latents(session, config, cond, seed=3)
+    frames = session.decode(Job.of(config, seed=3), session.denoise(Job.of(config, seed=3), cond))
 
     pipe = WanPipeline.from_pretrained(tiny_pair["large"], use_safetensors=True)
     pipe.scheduler = make_scheduler(solver, config.shift)
@@ -51,7 +42,7 @@ def test_lsl_calls_models_in_planned_order(write_config):
     calls = []
     for letter, model in session.family.transformers.items():
         model.register_forward_hook(lambda m, args, out, letter=letter: calls.append(letter))
-    _, plan = final_latents(config, session, cond)
+    _, plan = final_latents(session, config, cond)
     assert "".join(plan.models) == "LLLSSSSLLL"
     # guidance 5 > 1: two forwards (cond, uncond) per step, both by the step's model
     assert calls == [m for m in plan.models for _ in range(2)]
@@ -62,7 +53,7 @@ def test_guidance_per_model_controls_cfg_forwards(write_config):
     calls = []
     for letter, model in session.family.transformers.items():
         model.register_forward_hook(lambda m, args, out, letter=letter: calls.append(letter))
-    _, plan = final_latents(config, session, cond)
+    _, plan = final_latents(session, config, cond)
     assert calls.count("S") == plan.count("S") and calls.count("L") == 2 * plan.count("L")
 
 
@@ -71,17 +62,18 @@ def test_one_scheduler_spans_the_switch(write_config, tiny_pair):
     switch. Restarting the solver at the boundary (two sampler calls) would change the result."""
     pair = {"L": str(tiny_pair["large"]), "S": str(tiny_pair["large"])}
     config, session, cond = open_session(write_config, models=pair, schedule="LSL", steps=8)
-    lsl, plan = final_latents(config, session, cond)
+    lsl, plan = final_latents(session, config, cond)
     assert set(plan.models) == {"L", "S"}
     lll_config = load_config(write_config(models=pair, schedule="LLL", steps=8))
-    lll, _ = final_latents(lll_config, session, cond)
+    lll, _ = final_latents(session, lll_config, cond)
     torch.testing.assert_close(lsl, lll, rtol=0, atol=0)
 
     # the wrong way, for contrast: a fresh solver at the boundary loses UniPC's history and changes the result
-    denoise = guided(partial(session.family.predict, "L", cond), 5.0)
-    latents = session.family.initial_latents(0, config.height, config.width, config.num_frames)
+    job = Job.of(config, seed=0)
+    denoise = guided(session.predictions(job, cond)["L"], 5.0)
+    latents, _ = session.family.noise(0, job.video)
     for part in (range(0, 4), range(4, 8)):
-        scheduler, _ = plan_run(config)
+        scheduler, _ = session.plan(job)
         scheduler.set_begin_index(part.start)
         for i in part:
             t = scheduler.timesteps[i]
@@ -91,15 +83,14 @@ def test_one_scheduler_spans_the_switch(write_config, tiny_pair):
 
 def test_different_schedules_start_from_the_same_noise(write_config):
     config, session, _ = open_session(write_config)
-    a = session.family.initial_latents(11, config.height, config.width, config.num_frames)
-    b = session.family.initial_latents(11, config.height, config.width, config.num_frames)
-    c = session.family.initial_latents(12, config.height, config.width, config.num_frames)
+    video = Job.of(config).video
+    a, b, c = (session.family.noise(seed, video)[0] for seed in (11, 11, 12))
     assert torch.equal(a, b) and not torch.equal(a, c)
     assert a.shape == (1, 16, 2, config.height // 8, config.width // 8)
 
 
 def test_small_model_changes_the_result(write_config):
     config, session, cond = open_session(write_config, schedule="LSL", steps=6)
-    lsl, _ = final_latents(config, session, cond)
-    lll, _ = final_latents(load_config(write_config(schedule="LLL", steps=6)), session, cond)
+    lsl, _ = final_latents(session, config, cond)
+    lll, _ = final_latents(session, load_config(write_config(schedule="LLL", steps=6)), cond)
     assert not torch.allclose(lsl, lll)

@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from fbgen.core.errors import WriteError
 from fbgen.outputs import video
 from fbgen.outputs.naming import output_name, slugify
 
@@ -46,14 +47,13 @@ def test_prompt_text_never_becomes_a_path():
 
 
 def test_a_failing_encoder_leaves_no_file_and_says_why(tmp_path, monkeypatch):
-    monkeypatch.setattr(video, "CRF", "nonsense")  # ffmpeg rejects the option and exits non-zero
-    with pytest.raises(video.WriteError, match="ffmpeg exited with"):
-        video.write_mp4(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.mp4", fps=8)
+    with pytest.raises(WriteError, match="ffmpeg exited with"):  # ffmpeg rejects the option and exits non-zero
+        video.write_mp4(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.mp4", fps=8, crf="nonsense")
     assert list(tmp_path.iterdir()) == []
 
 
 def test_a_file_that_decodes_short_is_not_renamed(tmp_path, monkeypatch):
     monkeypatch.setattr(video, "_decoded_frames", lambda path: 2)  # as a truncated file would decode
-    with pytest.raises(video.WriteError, match="decodes to 2 of 3 frames"):
+    with pytest.raises(WriteError, match="decodes to 2 of 3 frames"):
         video.write_mp4(np.zeros((3, 16, 16, 3), np.uint8), tmp_path / "v.mp4", fps=8)
     assert list(tmp_path.iterdir()) == []

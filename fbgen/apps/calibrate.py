@@ -48,7 +48,7 @@ def pair(config: RunConfig) -> tuple[str, str]:
     return large, others[0]
 
 
-def check(config: RunConfig, device: str) -> None:
+def check_calibration(config: RunConfig, device: str) -> None:
     """What calibration cannot run with, refused before any weights load."""
     if config.offload == "idle" and device == "cuda":
         raise BadInput(f"{config.source}: key 'offload': calibrate runs both models every step; use none or group")
@@ -79,7 +79,7 @@ def trace(engine: Engine, job: Job, cond: Any) -> dict[str, list[float]]:
 def calibrate(engine: Engine, items: list[Item], out_dir: Path) -> dict[str, Any]:
     """Trace every prompt (resuming from saved traces), aggregate, pick boundaries, write `calibration.json`."""
     base = engine.config
-    check(base, engine.device.type)
+    check_calibration(base, engine.device.type)
     large, small = pair(base)
     reference = Job.of(base).changed("calibrate", schedule=large, boundaries=[])
     scheduler, plan = engine.plan(reference)

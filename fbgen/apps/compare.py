@@ -22,6 +22,7 @@ import numpy as np
 from fbgen.apps.batch import Item, item_seed
 from fbgen.apps.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
 from fbgen.config import RunConfig
+from fbgen.core.boundaries import PAPER_BOUNDARIES
 from fbgen.core.errors import BadInput
 from fbgen.engine.engine import Engine, sync
 from fbgen.engine.job import Job
@@ -89,7 +90,7 @@ def variant(job: Job, spec: RunSpec, **changes: Any) -> Job:
                        **changes)  # fmt: skip
 
 
-def render(engine: Engine, items: list[Item], specs: list[RunSpec]
+def render_specs(engine: Engine, items: list[Item], specs: list[RunSpec]
            ) -> Iterator[tuple[Item, int, dict[str, np.ndarray], dict[str, dict[str, float]]]]:  # fmt: skip
     """Every spec on every prompt from the same seed, after an untimed warm-up: yields (item, seed, frames per
     run, wall time and FLOPs per run), one prompt at a time."""
@@ -121,7 +122,7 @@ def compare(
     config, embedders = engine.config, embedders or {}
     out_dir.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for item, seed, videos, measured in render(engine, items, specs):
+    for item, seed, videos, measured in render_specs(engine, items, specs):
         reference = videos[specs[0].name]
         for spec in specs:
             row = {"id": item.id, "prompt": item.prompt, "seed": seed, **describe(spec, measured, specs[0].name),
@@ -157,7 +158,7 @@ def warm_up(engine: Engine, job: Job, models: set[str], cond: Any) -> None:
     progress, engine.progress = engine.progress, NoProgress()
     try:
         for model in sorted(models):
-            short = variant(job, RunSpec(model * 3, model * 3, (0.4, 0.8)), steps=2, boundary_unit="fraction")
+            short = variant(job, RunSpec(model * 3, model * 3, PAPER_BOUNDARIES), steps=2, boundary_unit="fraction")
             engine.decode(short, engine.denoise(short, cond))
     finally:
         engine.progress = progress

@@ -37,8 +37,9 @@ def worst(codes: Sequence[int]) -> int:
     return 1 if any(codes) else 0
 
 
-def parse_devices(text: str) -> list[str]:
-    """`0,1,3` or `all` (every visible CUDA device)."""
+def parse_devices(text: str, device: str = "auto") -> list[str]:
+    """`0,1,3` or `all` (every visible CUDA device). Indices name GPUs, so without CUDA they are refused, unless the
+    config asks for `device: cpu` (then they only number CPU workers)."""
     if text.strip() == "all":
         import torch
 
@@ -52,8 +53,11 @@ def parse_devices(text: str) -> list[str]:
     import torch
 
     count = torch.cuda.device_count()
+    if device == "cpu":
+        return devices
     if not count:
-        raise BadInput(f"--devices {text}: no CUDA device is visible")
+        raise BadInput(f"--devices {text}: no CUDA device is visible (with device: cpu in the config, the indices "
+                       "number CPU workers)")  # fmt: skip
     if max(map(int, devices)) >= count:
         raise BadInput(f"--devices {text}: this machine shows {count} CUDA device(s) (0..{count - 1})")
     return devices

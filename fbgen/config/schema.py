@@ -16,7 +16,6 @@ OUTPUT_FORMATS = ("mp4", "png", "latents")
 MODEL_ALIASES = {"large": "L", "small": "S", "medium": "M"}
 FILENAME_FIELDS = {"slug": "words", "id": "item-id", "seed": 0, "schedule": "LSL-n50", "steps": 50, "index": 0}
 DEFAULT_FILENAME = "{slug}-{id}-{seed}-{schedule}"  # the id makes names unique per item
-PAPER_BOUNDARIES = (0.4, 0.8)  # LSL at 40/40/20 (FlowBlending paper)
 MAX_SEED = 2**64 - 1  # what torch.Generator.manual_seed accepts
 CACHES = {  # diffusers cache hooks fbgen offers (each family says which work for it): config class, settings passed on
     "first_block": ("FirstBlockCacheConfig", ("threshold",)),
@@ -60,7 +59,7 @@ class RunConfig:
     attention_backend: str | None = key("load", "a backend of diffusers' attention dispatcher (e.g. native, "
                                                 "flash, sage); hub kernels are refused")  # fmt: skip
     cache: dict[str, dict[str, Any]] = key("load", "diffusers cache hook, for all models or per letter: "
-                                                   "{type: first_block|taylorseer|seacache, ...settings}")  # fmt: skip
+                                                   "{type: first_block, taylorseer or seacache, ...settings}")  # fmt: skip
     lora: dict[str, dict[str, Any]] = key("load", "per letter: a path or {path, scale, weight_name, fuse} "
                                                   "(safetensors only)")  # fmt: skip
     # -- per video: may change per batch item or compare variant -------------------------------------------------
@@ -135,3 +134,7 @@ def reference_markdown() -> str:
             shown = f.metadata.get("shown", f"`{json.dumps(default)}`")
             lines.append(f"| `{f.name}` | {f.metadata['phase']} | {shown} | {f.metadata['doc']} |")
     return "\n".join(lines)
+
+
+if __name__ == "__main__":  # python -m fbgen.config.schema: the README's config reference
+    print(reference_markdown())

@@ -23,11 +23,11 @@ from fbgen.config.schema import (
     MODEL_ALIASES,
     OFFLOADS,
     OUTPUT_FORMATS,
-    PAPER_BOUNDARIES,
     ModelRef,
     RunConfig,
     keys,
 )  # fmt: skip
+from fbgen.core.boundaries import PAPER_BOUNDARIES
 from fbgen.core.errors import BadInput
 from fbgen.families import FAMILIES, FamilySpec
 
@@ -67,8 +67,8 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         if name not in FILE_KEYS:
             hint = difflib.get_close_matches(str(name), FILE_KEYS, n=1)
             did_you_mean = f"; did you mean '{hint[0]}'?" if hint else f"; valid keys: {', '.join(FILE_KEYS)}"
-            raise c.fail(show(name), f"unknown key{did_you_mean}")
-    family = FAMILIES[c.choice("family", tuple(FAMILIES), "wan")]
+            raise c.fail(str(name)[:40], f"unknown key{did_you_mean}")
+    family = FAMILIES[base.family if base is not None else c.choice("family", tuple(FAMILIES), "wan")]
     for name in {k for f in FAMILIES.values() for k in f.options} - set(family.options):
         if raw.get(name) is not None:
             raise c.fail(name, f"only for family {', '.join(f for f, s in FAMILIES.items() if name in s.options)}")
@@ -235,7 +235,7 @@ class _Checker:
         for name, ref in value.items():
             letter = MODEL_ALIASES.get(str(name).lower(), str(name))
             if not re.fullmatch(r"[A-Z]", letter):
-                raise self.fail(f"models.{show(name, 20)}", "a model is named by one capital letter (L, S, M, ...) "
+                raise self.fail(f"models.{str(name)[:20]}", "a model is named by one capital letter (L, S, M, ...) "
                                                             f"or by {', '.join(MODEL_ALIASES)}")  # fmt: skip
             if letter in models:
                 raise self.fail(f"models.{name}", f"model letter {letter} is declared twice")
@@ -291,7 +291,7 @@ class _Checker:
             for name, v in value.items():
                 letter = MODEL_ALIASES.get(str(name).lower(), str(name))
                 if letter not in models:
-                    raise self.fail(f"guidance_scale.{show(name, 20)}", f"names no model; declared: "
+                    raise self.fail(f"guidance_scale.{str(name)[:20]}", f"names no model; declared: "
                                                                         f"{', '.join(models)}")  # fmt: skip
                 scales[letter] = self.number(f"guidance_scale.{name}", 0.0, value=v)
             missing = sorted(set(models) - set(scales))
@@ -330,7 +330,7 @@ class _Checker:
         out = {}
         for letter, spec in per_model.items():
             letter = MODEL_ALIASES.get(str(letter), str(letter))
-            name = f"cache.{show(letter, 20)}" if "type" not in value else "cache"
+            name = f"cache.{str(letter)[:20]}" if "type" not in value else "cache"
             if letter not in models:
                 raise self.fail(name, f"names no model; models are {', '.join(models)}")
             if spec in (None, "none", False):
@@ -365,7 +365,7 @@ class _Checker:
         out = {}
         for letter, spec in value.items():
             letter = MODEL_ALIASES.get(str(letter), str(letter))
-            name = f"lora.{show(letter, 20)}"
+            name = f"lora.{str(letter)[:20]}"
             if letter not in models:
                 raise self.fail(name, f"names no model; models are {', '.join(models)}")
             spec = {"path": spec} if isinstance(spec, str) else spec

@@ -28,7 +28,7 @@ from typing import Any
 
 ALPHA = 0.25
 FLAT = 0.10
-PAPER = (0.4, 0.8)
+PAPER_BOUNDARIES = (0.4, 0.8)
 
 
 def smooth(curve: Sequence[float]) -> list[float]:
@@ -46,7 +46,7 @@ def auto_boundaries(curve: Sequence[float], sigmas: Sequence[float]) -> dict[str
     m = min(range(n), key=s.__getitem__)
     lo, top = s[m], max(s)
     if top - lo <= FLAT * top:
-        b1, b2 = (round(f * n) for f in PAPER)
+        b1, b2 = (round(f * n) for f in PAPER_BOUNDARIES)
         return _result(b1, b2, n, sigmas, "flat", "divergence varies by <10%: no boundary can be read off it; "
                                                   "the paper's [0.4, 0.8] is kept")  # fmt: skip
     early_level = lo + ALPHA * (max(s[: m + 1]) - lo)
@@ -54,7 +54,7 @@ def auto_boundaries(curve: Sequence[float], sigmas: Sequence[float]) -> dict[str
     late_level = lo + ALPHA * (max(s[m:]) - lo)
     rise = next((i for i in range(m + 1, n) if s[i] > late_level), None)
     if rise is None or max(s[m:]) - lo < FLAT * top:
-        shape, b2 = "falling", max(round(PAPER[1] * n), b1 + 1)
+        shape, b2 = "falling", max(round(PAPER_BOUNDARIES[1] * n), b1 + 1)
         note = "no late rise: the small model agrees to the end; the late boundary keeps the paper's 0.8"
     else:
         shape, b2 = ("rising" if m < max(1, n // 10) else "u"), rise

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from fbgen.apps.batch import Item
-from fbgen.apps.compare import describe, render, run_specs
+from fbgen.apps.compare import describe, render_specs, run_specs
 from fbgen.apps.fidelity import pixel_fidelity
 from fbgen.config import load_config
 from fbgen.demo import checker
@@ -35,7 +35,7 @@ ATTRIBUTES = ("colour", "shape", "size", "direction", "speed", "background")
 READABLE = 0.9  # round-trip accuracy from which an attribute counts as carried by the autoencoder
 
 
-def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, log=print) -> dict[str, Any]:
+def measure(config_path: str, pairs: int, overrides: list[str] | None = None, log=print) -> dict[str, Any]:
     """Run every schedule on `pairs` captions (seed i for caption i) and score each video."""
     config = load_config(config_path, overrides)
     clips = dataset(PROMPT_SEED, pairs)
@@ -51,7 +51,7 @@ def evaluate(config_path: str, pairs: int, overrides: list[str] | None = None, l
     trip = baseline_rows["VAE round trip"]
     readable = [k for k in ATTRIBUTES if np.mean([r[f"ok_{k}"] for r in trip]) >= READABLE]
     rows, start = [], time.perf_counter()
-    for n, (item, seed, videos, measured) in enumerate(render(engine, items, specs)):
+    for n, (item, seed, videos, measured) in enumerate(render_specs(engine, items, specs)):
         clip = clip_of[item.id]
         reference = videos[specs[0].name]
         for spec in specs:
@@ -92,7 +92,7 @@ def summarise(name: str, spec: Any, rows: list[dict[str, Any]], readable: list[s
     return out
 
 
-def markdown(result: dict[str, Any], command: str) -> str:
+def results_markdown(result: dict[str, Any], command: str) -> str:
     h, w, f = result["size"]
     runs, ref, readable = result["runs"], result["reference"], result["readable"]
     lines = [
@@ -163,11 +163,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="docs/DEMO_RESULTS.md")
     args = parser.parse_args(argv)
     command = "python -m fbgen.demo.results " + " ".join(sys.argv[1:] if argv is None else argv)
-    result = evaluate(args.config, args.pairs, args.overrides)
+    result = measure(args.config, args.pairs, args.overrides)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    out.write_text(markdown(result, command.strip()))
+    out.write_text(results_markdown(result, command.strip()))
     print(f"wrote {out} and {out.with_suffix('.json')}")
 
 

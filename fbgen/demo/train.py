@@ -39,8 +39,8 @@ TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_a
             relative_attention_max_distance=16)  # fmt: skip
 TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=TEXT["d_model"], freq_dim=64,
                    cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)  # fmt: skip
-LARGE = dict(num_layers=4, num_attention_heads=4, attention_head_dim=64, ffn_dim=1024)
-SMALL = dict(num_layers=2, num_attention_heads=2, attention_head_dim=32, ffn_dim=256)
+LARGE_SIZES = dict(num_layers=4, num_attention_heads=4, attention_head_dim=64, ffn_dim=1024)
+SMALL_SIZES = dict(num_layers=2, num_attention_heads=2, attention_head_dim=32, ffn_dim=256)
 SPECIALS = ("<pad>", "</s>", "<unk>")
 
 
@@ -218,8 +218,8 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
 
     stats = {"vae": vae_stats}
     paths = {}
-    runs = {"large": (LARGE, recipe.large_steps, recipe.large_lr),
-            "small": (SMALL, recipe.small_steps, recipe.small_lr)}  # fmt: skip
+    runs = {"large": (LARGE_SIZES, recipe.large_steps, recipe.large_lr),
+            "small": (SMALL_SIZES, recipe.small_steps, recipe.small_lr)}  # fmt: skip
     for offset, (name, (sizes, steps, lr)) in enumerate(runs.items()):
 
         def phase(name=name, sizes=sizes, steps=steps, lr=lr, seed=recipe.seed + 4 + offset):
@@ -283,8 +283,8 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
     """MODEL_CARD.md (for people) and training.json (for tools) beside the two pipeline directories."""
     record = {"recipe": asdict(recipe), "stats": stats, "hardware": hardware(device), "command": command,
               "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
-              "architecture": {"vae": VAE, "text_encoder": TEXT, "transformer": TRANSFORMER, "large": LARGE,
-                               "small": SMALL, "text_tokens": TEXT_TOKENS, "shift": SHIFT}}  # fmt: skip
+              "architecture": {"vae": VAE, "text_encoder": TEXT, "transformer": TRANSFORMER, "large": LARGE_SIZES,
+                               "small": SMALL_SIZES, "text_tokens": TEXT_TOKENS, "shift": SHIFT}}  # fmt: skip
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     large, small, vae = stats["large"], stats["small"], stats["vae"]
     rows = "\n".join([

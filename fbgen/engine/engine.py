@@ -33,7 +33,7 @@ from fbgen.core.schedule import Plan
 from fbgen.engine.job import Job
 from fbgen.engine.loading import accelerate, load_loras, reset_cache
 from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
-from fbgen.engine.preflight import preflight
+from fbgen.engine.preflight import check_writable, preflight
 from fbgen.engine.progress import NoProgress, Progress
 from fbgen.engine.residency import Residency
 from fbgen.engine.sources import Sources
@@ -94,6 +94,7 @@ class Engine:
         device = resolve_device(config.device)
         dtype = resolve_dtype(config.dtype, device)
         sources = Sources.open(config)  # missing or mismatched models fail here, before anything is written
+        check_writable(config.output_dir, config.source)
         progress.phase(f"loading {', '.join(f'{m}={s.id}' for m, s in sources.transformers.items())} on {device} "
                        f"({str(dtype).removeprefix('torch.')}, offload {config.offload})")  # fmt: skip
         first = make_plan(config, sources.family, sources.vae_config, sources.scheduler_config)[0]

@@ -12,10 +12,18 @@ from fbgen.config import RunConfig
 from fbgen.core.errors import BadInput
 
 
-def preflight(config: RunConfig, output_dir: str | None = None) -> None:
+def preflight(config: RunConfig) -> None:
+    """Everything but creating the output directory (that waits until the models are found: nothing is written
+    for a run that cannot start)."""
     check_device(config)
-    check_writable(output_dir or config.output_dir, config.source)
     check_attention_backend(config)
+    path = Path(config.output_dir)
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise BadInput(f"{config.source}: key 'output_dir': {path} is not writable ({probe} is not a writable "
+                       "directory)")  # fmt: skip
 
 
 def check_device(config: RunConfig) -> None:
