@@ -9,7 +9,7 @@ $(BIN)/fbgen: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install -q "$(TORCH_SPEC)"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(BIN)/pip install -q -e ".[dev]" --config-settings editable_mode=compat  # a path entry, not an import hook: a folder named fbgen beside a script cannot shadow the package
 	touch $@
 
 .PHONY: install demo test lint farm-engines

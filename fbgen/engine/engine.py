@@ -223,19 +223,21 @@ class Engine:
         flops |= self.executed(job, flops)
         written: dict[str, Path] = {}
         scale = self.sources.family.view_scale
+        decode_s = write_s = 0.0
         if "latents" in job.outputs:
             written["latents"] = write_latents(denoised.latents, denoised.generator.get_state(),
                                                self.latents_meta(job, name), out_dir / f"{name}{SUFFIX}")  # fmt: skip
-        t2 = t3 = time.perf_counter()
+            write_s = time.perf_counter() - t1
         if {"mp4", "png"} & set(job.outputs):
+            t2 = time.perf_counter()
             frames = upscale(self.decode(job, denoised), scale)
             sync(self.device)
-            t2 = time.perf_counter()
+            t3 = time.perf_counter()
             if "mp4" in job.outputs:
                 written["mp4"] = write_mp4(frames, out_dir / f"{name}.mp4", job.fps, job.crf)
             if "png" in job.outputs:
                 written["png"] = write_png_frames(frames, out_dir / f"{name}-frames")
-            t3 = time.perf_counter()
+            decode_s, write_s = t3 - t2, write_s + time.perf_counter() - t3
         main = next(written[k] for k in ("mp4", "png", "latents") if k in written)
         outputs = {k: {"path": str(p), "sha256": path_sha256(p)} for k, p in written.items()}
         stages = [
@@ -285,8 +287,8 @@ class Engine:
                 "load": self.load_s,
                 "encode": encode_s,
                 "denoise": t1 - t0,
-                "decode": t2 - t1,
-                "write": t3 - t2,
+                "decode": decode_s,
+                "write": write_s,
                 "total": time.perf_counter() - t_start + encode_s,
             },
             "peak_memory_bytes": _peak_memory(self.device),
