@@ -141,7 +141,7 @@ def test_bad_launcher_variables_are_bad_input(write_config, tmp_path):
 def test_a_malformed_model_config_is_a_model_error(write_config, tiny_pair, tmp_path):
     import shutil
 
-    for text, message in (("{not json", "cannot read transformer/config.json"), ('{"in_channels": 16}', "lacks")):
+    for text, message in (("{not json", "transformer: cannot read config.json"), ('{"in_channels": 16}', "lacks")):
         broken = tmp_path / "broken"
         shutil.rmtree(broken, ignore_errors=True)
         shutil.copytree(tiny_pair["small"], broken)

@@ -58,8 +58,8 @@ class RunConfig:
     compile: bool = key("load", "torch.compile the repeated transformer blocks", False)
     attention_backend: str | None = key("load", "a backend of diffusers' attention dispatcher (e.g. native, "
                                                 "flash, sage); hub kernels are refused")  # fmt: skip
-    cache: dict[str, dict[str, Any]] = key("load", "diffusers cache hook, for all models or per letter: "
-                                                   "{type: first_block, taylorseer or seacache, ...settings}")  # fmt: skip
+    cache: dict[str, dict[str, Any]] = key("load", "diffusers cache hook, for all models or per letter: {type: "
+                                                   "first_block, taylorseer or seacache, ...settings}")  # fmt: skip
     lora: dict[str, dict[str, Any]] = key("load", "per letter: a path or {path, scale, weight_name, fuse} "
                                                   "(safetensors only)")  # fmt: skip
     # -- per video: may change per batch item or compare variant -------------------------------------------------

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from fbgen.config import ModelRef, RunConfig
 from fbgen.core.errors import ModelError
+from fbgen.core.jsonfile import read_json_object
 from fbgen.families import FAMILIES
 from fbgen.families.base import FamilySpec, component_class
 from fbgen.outputs.checksums import file_sha256
@@ -74,13 +75,7 @@ def _config_name(subfolder: str) -> str:
 def read_config(source: Source, subfolder: str, required: tuple[str, ...] = ()) -> dict:
     """A component's config.json, read without touching its weights (pair checks happen before loading); a file
     that is not a JSON object, or lacks a key fbgen reads, is a model error (exit 3), not a traceback later."""
-    path = source.path / subfolder / "config.json"
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{source.id}: cannot read {subfolder}/config.json ({str(e)[:120]})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{source.id}: {subfolder}/config.json is not a JSON object")
+    data = read_json_object(source.path / subfolder / "config.json", f"{source.id}: {subfolder}")
     missing = [k for k in required if k not in data]
     if missing:
         raise ModelError(f"{source.id}: {subfolder}/config.json lacks {', '.join(missing)}; is it a "
@@ -93,11 +88,7 @@ def read_scheduler_config(source: Source) -> dict | None:
     path = source.path / "scheduler" / "scheduler_config.json"
     if not path.is_file():
         return None
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{source.id}: cannot read scheduler/scheduler_config.json ({str(e)[:120]})") from None
-    return data if isinstance(data, dict) else None
+    return read_json_object(path, f"{source.id}: scheduler")
 
 
 def content_hash(root: Path, subfolders: list[str]) -> str:

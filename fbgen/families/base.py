@@ -10,7 +10,6 @@ in `fbgen.families.FAMILIES`.
 from __future__ import annotations
 
 import importlib
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ import numpy as np
 import torch
 
 from fbgen.core.errors import ModelError
+from fbgen.core.jsonfile import read_json_object
 from fbgen.core.sampler import Step
 
 LatentShape = tuple[int, int, int]  # latent (frames, height, width)
@@ -91,12 +91,7 @@ def checkpoint_classes(root: Path) -> dict[str, tuple[str | None, str | None]]:
     path = root / "model_index.json"
     if not path.is_file():
         return {}
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise ModelError(f"{path}: not readable JSON ({e})") from None
-    if not isinstance(data, dict):
-        raise ModelError(f"{path}: expected a JSON object")
+    data = read_json_object(path, str(root))
     return {k: tuple(v) for k, v in data.items() if isinstance(v, list) and len(v) == 2}
 
 

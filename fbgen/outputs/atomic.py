@@ -6,6 +6,9 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fbgen.core.errors import DiskFull, WriteError
@@ -14,6 +17,26 @@ from fbgen.core.errors import DiskFull, WriteError
 def partial_path(path: Path) -> Path:
     """The temp name an output is written to: hidden, pid-tagged, never mistaken for a finished one."""
     return path.with_name(f".{path.stem}.{os.getpid()}.partial{path.suffix}")
+
+
+@contextmanager
+def committed(path: Path) -> Iterator[Path]:
+    """Yields the temp path to write (and verify) `path` at; when the block ends cleanly, the file (or folder) is
+    fsynced and renamed into place and the directory fsynced. Any OSError becomes DiskFull or WriteError, and
+    the temp is always removed."""
+    tmp = partial_path(path)
+    try:
+        yield tmp
+        fsync(tmp)
+        os.replace(tmp, path)
+        fsync(path.parent)
+    except OSError as e:
+        raise_write_error(path, str(e), e.errno)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
 
 
 def raise_write_error(path: Path, detail: str, code: int | None = None) -> None:

@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from fbgen.outputs.atomic import fsync, partial_path, raise_write_error
+from fbgen.outputs.atomic import committed, fsync, raise_write_error
 
 
 def write_png_frames(frames: np.ndarray, path: str | os.PathLike) -> Path:
     path = Path(path)
-    tmp = partial_path(path)
-    try:
+    with committed(path) as tmp:
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
         for i, frame in enumerate(np.asarray(frames, dtype=np.uint8)):
@@ -28,12 +27,6 @@ def write_png_frames(frames: np.ndarray, path: str | os.PathLike) -> Path:
             fsync(file)
         if path.exists():
             shutil.rmtree(path)  # an older, unrecorded copy (a done item is never redone without --force)
-        os.replace(tmp, path)
-        fsync(path.parent)
-    except OSError as e:
-        raise_write_error(path, str(e), e.errno)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return path
 
 

@@ -13,7 +13,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
-from fbgen.outputs.atomic import fsync, partial_path, raise_write_error
+from fbgen.outputs.atomic import committed, raise_write_error
 
 SUFFIX = ".latents.safetensors"
 
@@ -21,20 +21,12 @@ SUFFIX = ".latents.safetensors"
 def write_latents(latents: torch.Tensor, generator_state: torch.Tensor, meta: dict[str, Any],
                   path: str | os.PathLike) -> Path:  # fmt: skip
     path = Path(path)
-    tmp = partial_path(path)
     tensors = {"latents": latents.detach().float().cpu().contiguous(), "generator_state": generator_state.cpu()}
-    try:
+    with committed(path) as tmp:
         save_file(tensors, str(tmp), metadata={"fbgen": json.dumps(meta, default=str)})
         back, _ = read_latents(tmp)
         if not torch.equal(back["latents"], tensors["latents"]):
             raise_write_error(path, "the written file does not read back as the latents")
-        fsync(tmp)
-        os.replace(tmp, path)
-        fsync(path.parent)
-    except OSError as e:
-        raise_write_error(path, str(e), e.errno)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 

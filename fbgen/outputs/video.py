@@ -12,7 +12,7 @@ from pathlib import Path
 import imageio_ffmpeg
 import numpy as np
 
-from fbgen.outputs.atomic import fsync, partial_path, raise_write_error
+from fbgen.outputs.atomic import committed, raise_write_error
 
 CRF = 10  # H.264 quality (lower is better; 10 is near lossless, what imageio's quality=8 gave)
 
@@ -24,13 +24,12 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int, crf: int = 
     path = Path(path)
     frames = _even(np.asarray(frames, dtype=np.uint8))
     count, height, width, _ = frames.shape
-    tmp = partial_path(path)
-    command = [
-        imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
-        "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
-        "-crf", str(crf), "-movflags", "+faststart", str(tmp),
-    ]  # fmt: skip
-    try:
+    with committed(path) as tmp:
+        command = [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24",
+            "-s", f"{width}x{height}", "-r", str(fps), "-i", "-", "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p",
+            "-crf", str(crf), "-movflags", "+faststart", str(tmp),
+        ]  # fmt: skip
         data = b"".join(np.ascontiguousarray(frame).tobytes() for frame in frames)
         # its own session: a Ctrl-C on the terminal reaches fbgen, which stops ffmpeg itself after cleaning up
         proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -47,13 +46,6 @@ def write_mp4(frames: np.ndarray, path: str | os.PathLike, fps: int, crf: int = 
         decoded = _decoded_frames(tmp)
         if decoded != count:
             raise_write_error(path, f"the written file decodes to {decoded} of {count} frames")
-        fsync(tmp)
-        os.replace(tmp, path)
-        fsync(path.parent)
-    except OSError as e:
-        raise_write_error(path, str(e), e.errno)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
