@@ -179,14 +179,13 @@ def test_ltx_shift_and_scheduler_come_from_the_checkpoint(tmp_path):
 
 def test_a_scheduler_config_fbgen_does_not_follow_is_stated(write_config, tmp_path):
     """The tiny pair ships UniPC with shift 3; a config with shift 5 runs shift 5 and says so (plan and manifest)."""
-    import subprocess
-    import sys
+    from typer.testing import CliRunner
 
-    path = write_config(shift=5.0)
-    plan = subprocess.run([sys.executable, "-m", "fbgen", "plan", str(path), "--json"], capture_output=True, text=True)
-    assert plan.returncode == 0, plan.stderr
-    notes = json.loads(plan.stdout)["scheduler"]["differs_from_checkpoint"]
+    from fbgen.cli import app
+
+    plan = CliRunner().invoke(app, ["plan", str(write_config(shift=5.0)), "--json"])
+    assert plan.exit_code == 0, plan.output
+    notes = json.loads(plan.output)["scheduler"]["differs_from_checkpoint"]
     assert notes == ["scheduler flow_shift: checkpoint 3.0, fbgen 5.0"]
-    same = subprocess.run([sys.executable, "-m", "fbgen", "plan", str(write_config()), "--json"], capture_output=True,
-                          text=True)  # fmt: skip
-    assert json.loads(same.stdout)["scheduler"]["differs_from_checkpoint"] == []
+    same = CliRunner().invoke(app, ["plan", str(write_config()), "--json"])
+    assert json.loads(same.output)["scheduler"]["differs_from_checkpoint"] == []

@@ -2,7 +2,6 @@
 `<bool>` for flags, eval pairs videos by their manifests, summaries name where things went."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -40,15 +39,26 @@ def test_the_version_survives_a_same_named_folder_next_to_a_script(tmp_path):
     assert fbgen_cli("--version").stdout.strip() == f"fbgen {fbgen.__version__}"
 
 
-@pytest.mark.parametrize("command", ["run", "batch", "status", "calibrate", "compare", "eval", "plan", "decode",
-                                     "train-demo"])  # fmt: skip
+COMMANDS = ("run", "batch", "status", "calibrate", "compare", "eval", "plan", "decode", "train-demo")
+
+
+def help_text(command: str) -> str:
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
+    result = CliRunner().invoke(app, [command, "--help"], env={"COLUMNS": "200", "TERMINAL_WIDTH": "200"})
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
 def test_help_shows_no_bool_metavar_for_flags(command):
-    result = fbgen_cli(command, "--help", env={**os.environ, "COLUMNS": "200"})
-    assert result.returncode == 0
-    for line in result.stdout.splitlines():
+    text = help_text(command)
+    for line in text.splitlines():
         if "--help" not in line:
             assert "<bool>" not in line, line
-    assert "Example: fbgen" in result.stdout
+    assert "Example: fbgen" in text
 
 
 def test_readme_says_which_options_each_command_takes():
@@ -56,11 +66,11 @@ def test_readme_says_which_options_each_command_takes():
     import re
 
     readme = (ROOT / "README.md").read_text()
-    for command in ("run", "batch", "status", "calibrate", "compare", "eval", "plan", "decode", "train-demo"):
-        help_text = fbgen_cli(command, "--help", env={**os.environ, "COLUMNS": "200"}).stdout
+    for command in COMMANDS:
+        options = help_text(command)
         for line in re.findall(rf"fbgen {command} [^\n`]*", readme):
             for option in re.findall(r"(--[a-z][a-z-]*)", line):
-                assert option in help_text, f"README: `{line}` uses {option}, which fbgen {command} does not take"
+                assert option in options, f"README: `{line}` uses {option}, which fbgen {command} does not take"
 
 
 def test_eval_pairs_videos_by_their_manifests(write_config, tmp_path):
@@ -91,7 +101,12 @@ def test_the_run_summary_names_the_output_folder_and_manifests(write_config, tmp
 def test_devices_without_cuda_are_refused_like_all(write_config, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a red cat\n")
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
     for devices in ("all", "0,1"):
-        result = fbgen_cli("batch", prompts, "--config", write_config(device="auto"), "--devices", devices)
-        assert result.returncode == 2 and "no CUDA device is visible" in result.stderr, result.stderr
+        args = ["batch", str(prompts), "--config", str(write_config(device="auto")), "--devices", devices]
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2 and "no CUDA device is visible" in result.output, result.output
     assert not (tmp_path / "out").exists()

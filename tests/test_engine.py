@@ -51,23 +51,25 @@ def test_ltx_adapter_keeps_no_state_between_jobs(write_ltx_config):
 
 
 def test_every_output_is_written_and_latents_decode_to_the_same_video(write_config, tmp_path):
-    path = write_config(schedule="LLL", steps=3, outputs=["mp4", "png", "latents"], crf=0)
-    run = fbgen("run", path, "--json")
-    assert run.returncode == 0, run.stderr
-    item = json.loads(run.stdout)["items"][0]
-    manifest = json.loads(Path(item["manifest"]).read_text())
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
+    config = load_config(write_config(schedule="LLL", steps=3, outputs=["mp4", "png", "latents"], crf=0))
+    record = Engine.open(config).render(Job.of(config))
+    manifest = json.loads(Path(record["output"]).with_suffix(".json").read_text())
     outputs = manifest["outputs"]
     assert set(outputs) == {"mp4", "png", "latents"} and all(len(o["sha256"]) == 64 for o in outputs.values())
     video = read_mp4(outputs["mp4"]["path"])[0]
     assert read_png_frames(outputs["png"]["path"]).shape == video.shape
     later = tmp_path / "later"
-    decoded = fbgen("decode", outputs["latents"]["path"], "--out", later, "--png", "--json")
-    assert decoded.returncode == 0, decoded.stderr
-    written = json.loads(decoded.stdout)["outputs"]
+    decoded = CliRunner().invoke(app, ["decode", outputs["latents"]["path"], "--out", str(later), "--png", "--json"])
+    assert decoded.exit_code == 0, decoded.output
+    written = json.loads(decoded.output)["outputs"]
     assert np.array_equal(read_mp4(written["mp4"])[0], video)
     assert np.array_equal(read_png_frames(written["png"]), read_png_frames(outputs["png"]["path"]))
-    again = fbgen("decode", outputs["latents"]["path"], "--out", later)
-    assert again.returncode == 2 and "never overwrites" in again.stderr  # a finished video is never overwritten
+    again = CliRunner().invoke(app, ["decode", outputs["latents"]["path"], "--out", str(later)])
+    assert again.exit_code == 2 and "never overwrites" in again.output  # a finished video is never overwritten
     assert not [p for p in tmp_path.rglob("*") if ".partial" in p.name]
 
 
@@ -79,8 +81,9 @@ def test_latents_only_skips_the_decode_and_a_batch_item_counts_as_done(write_con
     assert result.returncode == 0, result.stderr
     out = tmp_path / "out"
     assert len(list(out.glob("*.latents.safetensors"))) == 1 and not list(out.glob("*.mp4"))
-    status = fbgen("status", out)
-    assert status.returncode == 0, status.stdout
+    from fbgen.apps.status import batch_status
+
+    assert batch_status(out)["complete"]
     record = json.loads(next(out.glob("*.json")).read_text())
     assert record["wall_s"]["decode"] == 0 and record["output"].endswith(".latents.safetensors")
 
@@ -97,12 +100,10 @@ def test_a_load_time_override_in_a_batch_item_fails_that_item_only(write_config,
 
 
 def test_crf_sets_the_quality(write_config, tmp_path):
-    sizes = {}
-    for crf in (0, 40):
-        out = tmp_path / f"crf{crf}"
-        result = fbgen("run", write_config(schedule="LLL", steps=2, crf=crf, output_dir=str(out)), "--json")
-        assert result.returncode == 0, result.stderr
-        sizes[crf] = next(out.glob("*.mp4")).stat().st_size
+    config = load_config(write_config(schedule="LLL", steps=2))
+    engine = Engine.open(config)
+    sizes = {crf: Path(engine.render(Job.of(config).changed(crf=crf, output_dir=str(tmp_path / f"crf{crf}")))["output"]
+                       ).stat().st_size for crf in (0, 40)}  # fmt: skip
     assert sizes[0] > sizes[40]
 
 

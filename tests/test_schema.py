@@ -3,8 +3,6 @@ declaration; validation is pure; bad values anywhere are one line, exit 2."""
 
 import math
 import re
-import subprocess
-import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -19,9 +17,19 @@ from fbgen.engine.job import Job
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def fbgen(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "fbgen", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, **kw)  # fmt: skip
+class Result:
+    def __init__(self, code: int, output: str):
+        self.returncode, self.stderr = code, output
+
+
+def fbgen(*args, env=None):
+    """The CLI in-process (the same Typer app; exit code and output as a shell sees them)."""
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], env=env)
+    return Result(result.exit_code, result.output)
 
 
 def test_readme_config_reference_is_the_declaration():
@@ -133,7 +141,7 @@ def test_per_job_changes_are_checked_and_load_time_ones_refused(write_config):
 def test_bad_launcher_variables_are_bad_input(write_config, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a\n")
-    env = {**__import__("os").environ, "TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "two"}
+    env = {"TORCHELASTIC_RUN_ID": "x", "WORLD_SIZE": "two"}
     result = fbgen("batch", prompts, "--config", write_config(), env=env)
     assert result.returncode == 2 and "WORLD_SIZE='two'" in result.stderr
 
