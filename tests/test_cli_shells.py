@@ -74,15 +74,24 @@ def test_readme_says_which_options_each_command_takes():
 
 
 def test_eval_pairs_videos_by_their_manifests(write_config, tmp_path):
-    lll = write_config(schedule="LLL", steps=3, prompts=["a red cat", "a blue dog"], output_dir=str(tmp_path / "lll"))
-    assert fbgen_cli("run", lll).returncode == 0
-    lsl = write_config(schedule="LSL", steps=3, prompts=["a red cat", "a blue dog"], output_dir=str(tmp_path / "lsl"))
-    assert fbgen_cli("run", lsl).returncode == 0
+    from fbgen.config import load_config
+    from fbgen.engine.engine import Engine
+    from fbgen.engine.job import config_jobs
+
+    base = load_config(write_config(steps=3, prompts=["a red cat", "a blue dog"]))
+    engine = Engine.open(base)
+    for schedule in ("LLL", "LSL"):
+        engine.run([j.changed(schedule=schedule, output_dir=str(tmp_path / schedule.lower()))
+                    for j in config_jobs(base)])  # fmt: skip
     names = {p.name for p in (tmp_path / "lsl").glob("*.mp4")}
     assert not names & {p.name for p in (tmp_path / "lll").glob("*.mp4")}  # default names differ by schedule
-    result = fbgen_cli("eval", tmp_path / "lsl", "--reference", tmp_path / "lll", "--json")
-    assert result.returncode == 0, result.stderr
-    items = json.loads(result.stdout)["items"]
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
+    result = CliRunner().invoke(app, ["eval", str(tmp_path / "lsl"), "--reference", str(tmp_path / "lll"), "--json"])
+    assert result.exit_code == 0, result.output
+    items = json.loads(result.output)["items"]
     assert len(items) == 2
     for item in items:  # each LSL video against the LLL video of its own prompt and seed
         video, reference = (json.loads(Path(item[k]).with_suffix(".json").read_text()) for k in ("video", "reference"))
@@ -90,10 +99,14 @@ def test_eval_pairs_videos_by_their_manifests(write_config, tmp_path):
 
 
 def test_the_run_summary_names_the_output_folder_and_manifests(write_config, tmp_path):
-    result = fbgen_cli("run", write_config(steps=2))
-    assert result.returncode == 0
-    assert str(tmp_path / "out") in result.stdout and ".json" in result.stdout
-    data = json.loads(fbgen_cli("run", write_config(steps=2, seed=1), "--json").stdout)
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
+    result = CliRunner().invoke(app, ["run", str(write_config(steps=2))])
+    assert result.exit_code == 0, result.output
+    assert str(tmp_path / "out") in result.output and ".json" in result.output
+    data = json.loads(CliRunner().invoke(app, ["run", str(write_config(steps=2, seed=1)), "--json"]).output)
     assert data["output_dir"] == str(tmp_path / "out") and data["items"][0]["manifest"].endswith(".json")
 
 

@@ -50,9 +50,10 @@ class Job:
         return cls(prompt=prompt, seed=config.seed if seed is None else seed, config=config, **values, **extra)
 
     def changed(self, source: str = "<job>", **changes: Any) -> Job:
-        """This job with per-job keys changed (a compare variant, a batch item's overrides), validated."""
+        """This job with per-job keys changed (a compare variant, a batch item's overrides), validated. Its output
+        name is made again from the `filename` template (it may name the schedule, seed or steps)."""
         config = apply_changes(self.config, {"prompt": self.prompt, **changes}, source)
-        own = {k: getattr(self, k) for k in ("name", "index", "id")}
+        own = {k: getattr(self, k) for k in ("index", "id")}
         seed = changes.get("seed", self.seed)
         return Job.of(config, self.prompt, seed, **own)
 
