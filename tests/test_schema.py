@@ -7,7 +7,6 @@ from dataclasses import fields
 from pathlib import Path
 
 import pytest
-import yaml
 
 from fbgen.config import RunConfig, keys, load_config
 from fbgen.config.schema import reference_markdown
@@ -158,8 +157,10 @@ def test_a_malformed_model_config_is_a_model_error(write_config, tiny_pair, tmp_
         assert result.returncode == 3 and message in result.stderr, result.stderr
 
 
-def test_reference_in_readme_matches_yaml_examples():
-    """Every shipped config validates (no key there that the declaration does not know)."""
-    for path in sorted((ROOT / "configs").glob("*.yaml")):
-        data = yaml.safe_load(path.read_text())
-        assert set(data) <= {"prompt", *keys()}, path
+def test_every_shipped_config_validates_offline():
+    """Validation is pure, so the shipped configs (hub ids, CUDA) validate on this machine without hub or GPU."""
+    paths = sorted((ROOT / "configs").glob("*.yaml"))
+    assert len(paths) >= 6
+    for path in paths:
+        config = load_config(path)
+        assert config.models and config.prompts, path

@@ -7,7 +7,6 @@ worker layout or another machine gives every item the same id, seed and output n
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -20,11 +19,9 @@ from typing import Any
 from fbgen.apps.records import state_dir
 from fbgen.config import RunConfig
 from fbgen.core.errors import BadInput
-from fbgen.engine.job import Job
-from fbgen.engine.planning import make_plan
-from fbgen.families import FAMILIES
+from fbgen.engine.job import Job, name_jobs
 from fbgen.outputs.manifest import now, write_json
-from fbgen.outputs.naming import content_id, output_name, unique_ids
+from fbgen.outputs.naming import content_id, unique_ids
 
 ITEM_KEYS = {"prompt", "id", "seed", "negative_prompt"}
 ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -141,27 +138,20 @@ class Batch:
                 prompts_file: str = "") -> Batch:  # fmt: skip
         """Make every item a job and name its output; a file name template that gives two items one name is refused
         (exit 2), naming both lines."""
-        family = FAMILIES[config.family]
-        jobs: dict[str, Job | BadInput] = {}
-        seeds, names, owners, tags = {}, {}, {}, {}
+        seeds = {i.id: i.seed if i.seed is not None else item_seed(config.seed, i.id) for i in items}
+        refused: dict[str, BadInput] = {}
+        jobs = []
         for item in items:
-            seeds[item.id] = seed = item.seed if item.seed is not None else item_seed(config.seed, item.id)
             try:
-                jobs[item.id] = job = item_job(config, item, seed)
-            except BadInput as e:
-                jobs[item.id], job = e, Job.of(config, item.prompt, seed)
-            key = (job.schedule, job.boundaries, job.boundary_unit, job.steps, job.solver, job.shift)
-            if key not in tags:
-                tags[key] = make_plan(job, family)[1].tag()
-            names[item.id] = name = output_name(job.filename, prompt=item.prompt, seed=seed, schedule=tags[key],
-                                                steps=job.steps, index=item.index, id=item.id)  # fmt: skip
-            if name in owners:
-                raise BadInput(f"{config.source}: key 'filename': {job.filename!r} gives lines {owners[name].line} and "
-                               f"{item.line} the same output name {name!r}; include {{id}} in it")  # fmt: skip
-            owners[name] = item
+                jobs.append(item_job(config, item, seeds[item.id]))
+            except BadInput as e:  # the item fails when its turn comes; it is still named (its name is reserved)
+                refused[item.id] = e
+                jobs.append(Job.of(config, item.prompt, seeds[item.id], index=item.index, id=item.id))
+        lines = {i.id: i.line for i in items}
+        named = {j.id: j for j in name_jobs(jobs, config.source, "lines", lambda job: lines[job.id])}
         mine = [i for i in items if in_shard(i.id, shard)]
-        return cls(config, mine, {i: (j if isinstance(j, BadInput) else dataclasses.replace(j, name=names[i]))
-                                  for i, j in jobs.items()}, seeds, names, prompts_file)  # fmt: skip
+        return cls(config, mine, {i: refused.get(i, j) for i, j in named.items()}, seeds,
+                   {i: j.name for i, j in named.items()}, prompts_file)  # fmt: skip
 
     @property
     def root(self) -> Path:

@@ -111,10 +111,6 @@ class RunConfig:
             data[name] = list(data[name])
         return data
 
-    def options(self) -> dict[str, Any]:
-        """The family's own keys (LTX: decode_timestep, decode_noise_scale)."""
-        return {"decode_timestep": self.decode_timestep, "decode_noise_scale": self.decode_noise_scale}
-
 
 def keys(phase: str | None = None) -> tuple[str, ...]:
     """The config's keys (`prompt` and `prompts` are one), optionally only the load-time or the per-job ones."""

@@ -133,8 +133,6 @@ def base_raw(config: RunConfig) -> dict[str, Any]:
     data = {k: getattr(config, k) for k in keys("job")}
     data["boundaries"], data["outputs"] = list(config.boundaries), list(config.outputs)
     data["prompt"] = data.pop("prompts")[0] if config.prompts else None
-    data["boundary_unit"] = config.boundary_unit
-    data["guidance_scale"] = dict(config.guidance_scale)
     return {k: v for k, v in data.items() if v is not None}
 
 

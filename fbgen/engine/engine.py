@@ -30,7 +30,7 @@ from fbgen.core.errors import FbgenError, ModelError
 from fbgen.core.flops import executed_flops
 from fbgen.core.sampler import Denoiser, Prediction, guided, sample
 from fbgen.core.schedule import Plan
-from fbgen.engine.job import Job
+from fbgen.engine.job import Job, job_name
 from fbgen.engine.loading import accelerate, load_loras, reset_cache
 from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
 from fbgen.engine.preflight import check_writable, preflight
@@ -43,7 +43,6 @@ from fbgen.outputs.checksums import path_sha256
 from fbgen.outputs.frames import write_png_frames
 from fbgen.outputs.latents import SUFFIX, write_latents
 from fbgen.outputs.manifest import environment, now, write_json
-from fbgen.outputs.naming import content_id, output_name
 from fbgen.outputs.video import upscale, write_mp4
 
 
@@ -182,12 +181,6 @@ class Engine:
         return self.family.autoencode(frames, job.video)
 
     # -- whole videos ------------------------------------------------------------------------------------------
-    def name(self, job: Job) -> str:
-        if job.name:
-            return job.name
-        return output_name(job.filename, prompt=job.prompt, seed=job.seed, schedule=self.plan(job)[1].tag(),
-                           steps=job.steps, index=job.index, id=job.id or content_id(job.prompt))  # fmt: skip
-
     def run(self, jobs: list[Job]) -> list[dict[str, Any]]:
         """Every job, prompts encoded up front (then the text encoder is released), one video each."""
         start = time.perf_counter()
@@ -208,7 +201,7 @@ class Engine:
             encode_s = time.perf_counter() - t0
         scheduler, plan = self.plan(job)
         flops = self.flops(job, plan)
-        name = self.name(job)
+        name = job.name or job_name(job, plan.tag())
         out_dir = Path(job.output_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         self.progress.item_start(job.index, total, name, plan)

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 from fbgen.config import RunConfig, apply_changes, keys
+from fbgen.core.errors import BadInput
+from fbgen.engine.planning import make_plan
+from fbgen.families import FAMILIES
 from fbgen.families.base import Video
+from fbgen.outputs.naming import content_id, output_name, unique_ids
 
 
 @dataclass(frozen=True)
@@ -68,22 +72,33 @@ class Job:
 
 
 def config_jobs(config: RunConfig) -> list[Job]:
-    """The config's prompts as jobs, each named as a .txt batch would name it; two prompts that would share a name
-    under the `filename` template are refused before anything loads."""
-    from fbgen.core.errors import BadInput
-    from fbgen.engine.planning import make_plan
-    from fbgen.families import FAMILIES
-    from fbgen.outputs.naming import content_id, output_name, unique_ids
-
-    tag = make_plan(config, FAMILIES[config.family])[1].tag()
-    jobs, names = [], {}
+    """The config's prompts as jobs, with ids and names as a .txt batch gives them."""
     ids = unique_ids([content_id(p) for p in config.prompts])
-    for index, (prompt, item_id) in enumerate(zip(config.prompts, ids)):
-        name = output_name(config.filename, prompt=prompt, seed=config.seed, schedule=tag, steps=config.steps,
-                           index=index, id=item_id)  # fmt: skip
-        if name in names:
-            raise BadInput(f"{config.source}: key 'filename': {config.filename!r} gives prompts {names[name] + 1} and "
-                           f"{index + 1} the same output name {name!r}; include {{id}} in it")  # fmt: skip
-        names[name] = index
-        jobs.append(Job.of(config, prompt, name=name, index=index, id=item_id))
-    return jobs
+    jobs = [Job.of(config, prompt, index=i, id=item_id) for i, (prompt, item_id) in enumerate(zip(config.prompts, ids))]
+    return name_jobs(jobs, config.source, "prompts", lambda job: job.index + 1)
+
+
+def name_jobs(jobs: list[Job], source: str, what: str, position: Callable[[Job], int]) -> list[Job]:
+    """Each job named from its `filename` template (`{schedule}` is the plan's tag, switch steps included); two jobs
+    that would share a name are refused before anything loads, naming both (`what` and `position`: "lines", 5)."""
+    tags: dict[tuple, str] = {}
+    owners: dict[str, Job] = {}
+    named = []
+    for job in jobs:
+        family = job.config.family
+        key = (family, job.schedule, job.boundaries, job.boundary_unit, job.steps, job.solver, job.shift)
+        if key not in tags:
+            tags[key] = make_plan(job, FAMILIES[family])[1].tag()
+        name = job_name(job, tags[key])
+        if name in owners:
+            raise BadInput(f"{source}: key 'filename': {job.filename!r} gives {what} {position(owners[name])} and "
+                           f"{position(job)} the same output name {name!r}; include {{id}} in it")  # fmt: skip
+        owners[name] = job
+        named.append(replace(job, name=name))
+    return named
+
+
+def job_name(job: Job, tag: str) -> str:
+    """The `filename` template filled for a job whose plan has the given tag."""
+    return output_name(job.filename, prompt=job.prompt, seed=job.seed, schedule=tag, steps=job.steps,
+                       index=job.index, id=job.id or content_id(job.prompt))  # fmt: skip

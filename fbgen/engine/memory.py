@@ -4,18 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
+
 from fbgen.config import RunConfig
 from fbgen.core.schedule import Plan
 from fbgen.engine.sources import Sources, parameter_count
-
-ITEMSIZE = {"float32": 4, "bfloat16": 2, "float16": 2}
 
 
 def memory_plan(config: RunConfig, plan: Plan, sources: Sources, cuda: bool) -> dict[str, Any]:
     """Transformer weight bytes on the GPU at peak for the offload mode (activations, text encoder and VAE not
     included)."""
     dtype = config.dtype if config.dtype != "auto" else "bfloat16" if cuda else "float32"
-    itemsize = ITEMSIZE[dtype]
+    itemsize = getattr(torch, dtype).itemsize
     offload = config.offload
     params = {m: parameter_count(src, sources.subfolders[m]) for m, src in sources.transformers.items()}
     sizes = {m: None if p is None else p * itemsize for m, p in params.items()}

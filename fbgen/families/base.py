@@ -50,7 +50,7 @@ class FamilySpec:
     transformer: str = "transformer"  # default subfolder of a model letter
     text_subfolders: tuple[str, ...] = ("text_encoder", "tokenizer")
     vae_subfolders: tuple[str, ...] = ("vae",)
-    own_classes: Mapping[str, Callable[[], type]] = field(default_factory=dict)  # "module.Class" → class (demo VAE)
+    own_classes: Mapping[str, type] = field(default_factory=dict)  # "module.Class" → the family's own (demo VAE)
     options: tuple[str, ...] = ()  # family-only config keys
     caches: tuple[str, ...] = ("first_block", "taylorseer")  # diffusers cache hooks that work on its transformer
     # the per-block modules that do a block's work (the group names the unit, as in the FLOPs formulas): what
@@ -108,7 +108,7 @@ def component_class(spec: FamilySpec, root: Path, component: str, kind: str | No
         library, name = spec.components[kind or component].rsplit(".", 1)
     qualified = f"{library}.{name}"
     if qualified in spec.own_classes:
-        return spec.own_classes[qualified]()
+        return spec.own_classes[qualified]
     if library in _BASES:
         import transformers
 

@@ -10,15 +10,10 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+from fbgen.demo.autoencoder import CausalFrameAutoencoder
 from fbgen.families import wan
 
 PAIR = Path(__file__).resolve().parent.parent / "demo" / "pair"  # the trained pair shipped in the package
-
-
-def _autoencoder() -> type:
-    from fbgen.demo.autoencoder import CausalFrameAutoencoder
-
-    return CausalFrameAutoencoder
 
 
 class DemoFamily(wan.WanFamily):
@@ -34,7 +29,7 @@ SPEC = dataclasses.replace(
     default_fps=8,
     vae_keys=("z_dim", "width", "scale_factor_temporal", "scale_factor_spatial", "latents_mean", "latents_std"),
     components={**wan.SPEC.components, "vae": "fbgen.demo.autoencoder.CausalFrameAutoencoder"},
-    own_classes={"fbgen.demo.autoencoder.CausalFrameAutoencoder": _autoencoder},
+    own_classes={"fbgen.demo.autoencoder.CausalFrameAutoencoder": CausalFrameAutoencoder},
     default_models=(("L", str(PAIR / "large")), ("S", str(PAIR / "small"))),
     view_scale=4,
 )
