@@ -317,15 +317,15 @@ def calibrate(
     def body() -> int:
         from fbgen.apps.batch import read_prompts
         from fbgen.apps.calibrate import calibrate as run_calibration
-        from fbgen.apps.calibrate import check_calibration, pair
+        from fbgen.apps.calibrate import check_calibration, roles
         from fbgen.apps.reporting import calibration_table
         from fbgen.config import load_config
         from fbgen.engine.engine import Engine, resolve_device
 
         overrides = [*(set_ or []), *([f"steps={steps}"] if steps else [])]
         cfg = load_config(config, overrides)
-        large, small = pair(cfg)
-        cfg = load_config(config, overrides, schedule=f"{large}{small}{large}")  # both models loaded
+        reference, small = roles(cfg)  # every model either needs is loaded:
+        cfg = load_config(config, [*overrides, "boundaries=[]"], schedule=f"{reference[0]}{small}{reference[-1]}")
         check_calibration(cfg, resolve_device(cfg.device).type)  # before any weights load
         items = read_prompts(prompts)
         out_dir = out or Path(cfg.output_dir) / "calibration"
@@ -374,7 +374,7 @@ def compare(
 
     def body() -> int:
         from fbgen.apps.batch import Item, read_prompts
-        from fbgen.apps.calibrate import pair
+        from fbgen.apps.calibrate import roles
         from fbgen.apps.compare import compare as run_compare
         from fbgen.apps.compare import load_calibration, parse_sweeps, run_specs
         from fbgen.apps.fidelity import load_embedders
@@ -383,8 +383,10 @@ def compare(
         from fbgen.engine.engine import Engine
 
         cfg = load_config(config, set_)
-        large, small = pair(cfg)
-        cfg = load_config(config, set_, schedule=f"{large}{small}{large}")  # both models loaded once
+        reference, small = roles(cfg)  # every model the schedules can name is loaded once:
+        loaded = f"{reference[0]}{small}{reference[-1]}"
+        keep = len(cfg.boundaries) == 2  # a three-stage config's boundaries are the ones its schedules compare at
+        cfg = load_config(config, [*(set_ or []), *([] if keep else ["boundaries=[]"])], schedule=loaded)
         names = [s.strip() for s in schedules.split(",") if s.strip()]
         for name in names:
             if not name.isalpha() or not name.isupper() or set(name) - set(cfg.models):
@@ -536,7 +538,7 @@ def plan(
         scheduler, the_plan = make_plan(cfg, sources.family, sources.vae_config, sources.scheduler_config)
         flops = plan_flops_for(cfg, the_plan, sources.family, sources.configs, sources.vae_config)
         memory = memory_plan(cfg, the_plan, sources, cuda=cfg.device.startswith("cuda"))
-        notes = scheduler_differences(scheduler, sources.scheduler_config)
+        notes = scheduler_differences(scheduler, sources.scheduler_config) + sources.expert_notes(the_plan)
         if json_:
             data = {"config": cfg.to_dict(), "plan": [
                 {"step": i, "model": m, "timestep": t, "sigma": s, "flops": f}

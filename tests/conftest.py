@@ -84,3 +84,11 @@ def write_ltx_config(tmp_path, tiny_ltx):
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def wan22(tmp_path_factory) -> Path:
+    """A tiny Wan 2.2 A14B layout: transformer (high noise) and transformer_2 (low noise), boundary_ratio 0.875."""
+    from fbgen.apps.tiny import build_tiny_wan22
+
+    return build_tiny_wan22(tmp_path_factory.mktemp("wan22") / "Wan2.2-T2V-tiny")

@@ -12,11 +12,9 @@ import yaml
 from diffusers import LTXPipeline, WanPipeline
 
 from fbgen.apps.tiny import (
-    LARGE,
     SMALL,
     tiny_ltx_vae,
     tiny_t5,
-    tiny_text_encoder,
     tiny_tokenizer,
     tiny_transformer,
     tiny_vae,
@@ -41,18 +39,6 @@ def render_latents(config, seed=0):
     engine = Engine.open(config)
     job = Job.of(config, seed=seed)
     return engine, engine.denoise(job, engine.encode([job])[0]).latents
-
-
-@pytest.fixture(scope="module")
-def wan22(tmp_path_factory):
-    """A tiny Wan 2.2 A14B layout: transformer (high noise) and transformer_2 (low noise), boundary_ratio 0.875."""
-    torch.manual_seed(1)
-    root = tmp_path_factory.mktemp("wan22") / "Wan2.2-T2V-tiny"
-    pipe = WanPipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_text_encoder(),
-                       vae=tiny_vae(), scheduler=make_scheduler("unipc", 12.0), transformer=tiny_transformer(**LARGE),
-                       transformer_2=tiny_transformer(**LARGE), boundary_ratio=0.875)  # fmt: skip
-    pipe.save_pretrained(root, safe_serialization=True)
-    return root
 
 
 def test_two_experts_of_one_repository_switch_exactly_as_wan_pipeline(tmp_path, wan22):

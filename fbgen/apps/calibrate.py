@@ -21,6 +21,7 @@ import torch
 
 from fbgen.apps.batch import Item, item_seed
 from fbgen.config import RunConfig
+from fbgen.config.schema import experts
 from fbgen.core.boundaries import auto_boundaries
 from fbgen.core.errors import BadInput
 from fbgen.core.sampler import Step, guide
@@ -39,13 +40,17 @@ def divergence(reference: torch.Tensor, other: torch.Tensor) -> tuple[float, flo
     return 1.0 - cos, ((a - b).norm() / a.norm().clamp_min(1e-12)).item()
 
 
-def pair(config: RunConfig) -> tuple[str, str]:
-    """The large model and the small one to compare: the config's largest, and the other letter of the schedule."""
-    large = config.large
-    others = [m for m in dict.fromkeys(config.schedule + "".join(config.models)) if m != large]
+def roles(config: RunConfig) -> tuple[str, str]:
+    """(reference, small): the small model is measured against the reference's trajectory. The reference is the
+    large model (`"L"`), or a two-expert checkpoint's experts switched as the checkpoint switches them (`"HL"` for
+    Wan 2.2 A14B's `transformer` and `transformer_2`); the small model is the config's other letter."""
+    pair = experts(config.models)
+    reference = "".join(pair) if pair else config.large
+    others = [m for m in dict.fromkeys(config.schedule + "".join(config.models)) if m not in reference]
     if not others:
-        raise BadInput(f"{config.source}: calibrate needs two models (e.g. models: {{L: ..., S: ...}})")
-    return large, others[0]
+        raise BadInput(f"{config.source}: calibrate needs a small model beside {' and '.join(reference)} "
+                       f"(e.g. models: {{L: ..., S: ...}})")  # fmt: skip
+    return reference, others[0]
 
 
 def check_calibration(config: RunConfig, device: str) -> None:
@@ -55,13 +60,16 @@ def check_calibration(config: RunConfig, device: str) -> None:
 
 
 def trace(engine: Engine, job: Job, cond: Any) -> dict[str, list[float]]:
-    """Per-step divergences of one prompt along the large model's trajectory (`job` is its LLL job): the engine
-    runs the loop, with a denoiser that asks both models and follows the large one."""
-    large, small = pair(engine.config)
+    """Per-step divergences of one prompt along the reference's trajectory (`job` is the reference's job): the
+    engine runs the loop, with a denoiser that asks the reference model of each step and the small one and follows
+    the reference."""
+    small = roles(engine.config)[1]
+    reference = engine.plan(job)[1].models
     predictions, out = engine.predictions(job, cond), {m: [] for m in METRICS}
     scales = job.guidance_scale
 
     def velocity(latents: torch.Tensor, t: torch.Tensor, step: Step) -> torch.Tensor:
+        large = reference[step.index]
         big = predictions[large](latents, t, scales[large] > 1.0, step)
         little = predictions[small](latents, t, scales[small] > 1.0, step)
         guided_big = big[0] if big[1] is None else guide(*big, scales[large])
@@ -80,14 +88,16 @@ def calibrate(engine: Engine, items: list[Item], out_dir: Path) -> dict[str, Any
     """Trace every prompt (resuming from saved traces), aggregate, pick boundaries, write `calibration.json`."""
     base = engine.config
     check_calibration(base, engine.device.type)
-    large, small = pair(base)
+    large, small = roles(base)  # `large` is the reference: one model or the checkpoint's switched experts
     reference = Job.of(base).changed("calibrate", schedule=large, boundaries=[])
     scheduler, plan = engine.plan(reference)
     traces_dir = out_dir / "traces"
     traces_dir.mkdir(parents=True, exist_ok=True)
-    key = {"models": {m: base.models[m].id for m in (large, small)}, "steps": base.steps, "solver": base.solver,
-           "shift": base.shift, "size": [base.height, base.width, base.num_frames],
-           "guidance_scale": {m: base.guidance_scale[m] for m in (large, small)}, "seed": base.seed,
+    letters = (*large, small)
+    key = {"models": {m: vars(base.models[m]) for m in letters}, "reference": large,
+           "boundaries": list(reference.boundaries), "steps": base.steps, "solver": base.solver, "shift": base.shift,
+           "size": [base.height, base.width, base.num_frames],
+           "guidance_scale": {m: base.guidance_scale[m] for m in letters}, "seed": base.seed,
            "negative_prompt": base.negative_prompt}  # fmt: skip
     traces, todo = {}, []
     for item in items:
@@ -117,11 +127,13 @@ def calibrate(engine: Engine, items: list[Item], out_dir: Path) -> dict[str, Any
         for metric in METRICS
     }
     boundaries = auto_boundaries(per_step[DRIVER]["mean"], plan.sigmas)
+    switch = plan.starts[1] if len(plan.starts) > 1 else None  # where the reference's experts switch
     result = {
         "large": large, "small": small, **key, "prompts": [{"id": t["id"], "prompt": t["prompt"], "seed": t["seed"]}
                                                            for t in ordered],
-        "timesteps": plan.timesteps, "sigmas": plan.sigmas, "per_step": per_step, "driver": DRIVER,
-        "boundaries": boundaries, "snippet": snippet(large, small, boundaries),
+        "reference_models": list(plan.models), "timesteps": plan.timesteps, "sigmas": plan.sigmas,
+        "per_step": per_step, "driver": DRIVER, "boundaries": boundaries,
+        "snippet": snippet(large, small, boundaries, reference.boundaries, switch),
     }  # fmt: skip
     write_json(out_dir / "calibration.json", result)
     (out_dir / "calibration-snippet.yaml").write_text(result["snippet"])
@@ -129,16 +141,37 @@ def calibrate(engine: Engine, items: list[Item], out_dir: Path) -> dict[str, Any
     return result
 
 
-def snippet(large: str, small: str, boundaries: dict[str, Any]) -> str:
+def snippet(large: str, small: str, boundaries: dict[str, Any], expert_switch: tuple[float, ...] = (),
+            switch_step: int | None = None) -> str:  # fmt: skip
+    """The config lines for the suggested schedule. With two experts (`large` = "HL") the small model takes the
+    suggested band and each expert keeps its side of the checkpoint's switch: HSL when the band spans the switch,
+    HSHL or HLSL (switch kept where the checkpoint has it) when the band lies on one side of it."""
     f1, f2 = boundaries["fractions"]
     s1, s2 = boundaries["sigmas"]
+    head = f"# fbgen calibrate: {boundaries['shape']} divergence curve; {boundaries['note']}\n"
+    if len(large) == 1:
+        return (
+            head + f"schedule: {large}{small}{large}\n"
+            f"boundaries: [{f1}, {f2}]          # step fractions\n"
+            f"# or, independent of the step count:\n"
+            f"# boundaries: [{s1}, {s2}]\n"
+            f"# boundary_unit: sigma\n"
+        )
+    high, low = large
+    b1, b2 = boundaries["steps"]
+    (ratio,) = expert_switch
+    if switch_step is not None and b2 < switch_step:
+        schedule, values = f"{high}{small}{high}{low}", [s1, s2, ratio]
+    elif switch_step is not None and b1 > switch_step:
+        schedule, values = f"{high}{low}{small}{low}", [ratio, s1, s2]
+    else:
+        schedule, values = f"{high}{small}{low}", [s1, s2]
     return (
-        f"# fbgen calibrate: {boundaries['shape']} divergence curve; {boundaries['note']}\n"
-        f"schedule: {large}{small}{large}\n"
-        f"boundaries: [{f1}, {f2}]          # step fractions\n"
-        f"# or, independent of the step count:\n"
-        f"# boundaries: [{s1}, {s2}]\n"
-        f"# boundary_unit: sigma\n"
+        head + f"# {small} over steps {b1}..{b2 - 1}; the checkpoint switches {high} -> {low} at step "
+        f"{switch_step} (boundary_ratio {ratio:g})\n"
+        f"schedule: {schedule}\n"
+        f"boundaries: [{', '.join(f'{v:g}' for v in values)}]\n"
+        f"boundary_unit: sigma\n"
     )
 
 

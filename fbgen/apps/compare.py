@@ -20,8 +20,10 @@ from typing import Any
 import numpy as np
 
 from fbgen.apps.batch import Item, item_seed
+from fbgen.apps.calibrate import roles
 from fbgen.apps.fidelity import HOW_TO_ENABLE, Embedder, pixel_fidelity
 from fbgen.config import RunConfig
+from fbgen.config.schema import experts
 from fbgen.core.boundaries import PAPER_BOUNDARIES
 from fbgen.core.errors import BadInput
 from fbgen.engine.engine import Engine, sync
@@ -59,12 +61,15 @@ def parse_sweeps(texts: list[str] | None) -> dict[str, list[float]]:
 
 
 def run_specs(config: RunConfig, schedules: list[str], sweeps: dict[str, list[float]]) -> list[RunSpec]:
-    """LLL (the reference) first, then each schedule at the config's boundaries, then the sweep points of LSL."""
-    large = config.large
-    small = next((m for m in config.schedule + "".join(config.models) if m != large), large)
-    reference = large * 3
-    specs = {reference: RunSpec(reference, reference, config.boundaries)}
+    """The reference first — LLL, or a two-expert checkpoint's own run (e.g. Wan 2.2's HL at its boundary_ratio) —
+    then each schedule at the config's boundaries (the experts' pair at the checkpoint's), then the sweep points."""
+    reference, small = roles(config)
+    pair = experts(config.models)
+    first = reference if pair else reference * 3
+    specs = {first: RunSpec(first, first, () if pair else config.boundaries)}
     for schedule in schedules:
+        if pair and schedule == first:
+            continue
         if len(schedule) - 1 != len(config.boundaries):
             n = len(config.boundaries)
             raise BadInput(f"--schedules {schedule}: needs {len(schedule) - 1} boundaries but the config has {n}; "
@@ -73,7 +78,7 @@ def run_specs(config: RunConfig, schedules: list[str], sweeps: dict[str, list[fl
     if sweeps and (len(config.boundaries) != 2 or config.boundary_unit != "fraction"):
         raise BadInput("--sweep varies the two boundaries of a three-stage schedule (e.g. LSL) given as step "
                        "fractions; the config's boundaries are not")  # fmt: skip
-    blend = f"{large}{small}{large}"
+    blend = f"{reference[0]}{small}{reference[-1]}"
     for kind, values in sweeps.items():
         for v in values:
             b = (v, config.boundaries[1]) if kind == "early" else (config.boundaries[0], v)

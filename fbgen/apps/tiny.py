@@ -143,6 +143,23 @@ def build_tiny_wan(root: str | Path, seed: int = 0) -> dict[str, Path]:
     return paths
 
 
+def build_tiny_wan22(root: str | Path, seed: int = 1, boundary_ratio: float = 0.875) -> Path:
+    """Write a tiny Wan 2.2 A14B-layout repository: `transformer` (high-noise expert) and `transformer_2` (low-noise
+    expert) beside one text encoder and VAE, `boundary_ratio` in model_index.json; the experts are shaped like the
+    tiny Wan large model, so a tiny Wan small model pairs with them as the 1.3B pairs with the A14B experts."""
+    from diffusers import WanPipeline
+
+    from fbgen.core.solvers import make_scheduler
+
+    root = Path(root)
+    torch.manual_seed(seed)
+    pipe = WanPipeline(tokenizer=tiny_tokenizer(), text_encoder=tiny_text_encoder(), vae=tiny_vae(),
+                       scheduler=make_scheduler("unipc", 12.0), transformer=tiny_transformer(**LARGE),
+                       transformer_2=tiny_transformer(**LARGE), boundary_ratio=boundary_ratio)  # fmt: skip
+    pipe.save_pretrained(root, safe_serialization=True)
+    return root
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
     root = Path(argv[0] if argv else "build/demo-models")

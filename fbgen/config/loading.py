@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from fbgen.config.checkpoint import checkpoint_switch_of
 from fbgen.config.schema import MODEL_ALIASES, RunConfig
 from fbgen.config.validate import show, validate
 from fbgen.core.errors import BadInput
@@ -90,7 +91,7 @@ def load_config(path: str | os.PathLike, overrides: list[str] | None = None, **c
         if value is not None:
             raw[name] = value
             overridden.add(name)
-    return validate(raw, str(path), overridden)
+    return validate(raw, str(path), overridden, read_switch=checkpoint_switch_of)
 
 
 def apply_override(raw: dict, item: str) -> str:

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -97,6 +98,9 @@ class RunConfig:
     outputs: tuple[str, ...] = key("job", f"what to write: any of {', '.join(OUTPUT_FORMATS)}", ("mp4",))
     crf: int = key("job", "H.264 quality, 0 (lossless) .. 51; lower is better", 10, minimum=0, maximum=51)
     source: str = field(default="<config>", compare=False, metadata={"phase": "meta"})
+    # read from the checkpoint, not the file: a two-expert checkpoint's `boundary_ratio` (see `experts`), when a
+    # schedule of just its two experts left `boundaries` out and took the switch from it
+    expert_switch: float | None = field(default=None, metadata={"phase": "meta"})
 
     @property
     def large(self) -> str:
@@ -110,6 +114,16 @@ class RunConfig:
         for name in ("boundaries", "prompts", "outputs"):
             data[name] = list(data[name])
         return data
+
+
+def experts(models: Mapping[str, ModelRef]) -> tuple[str, str] | None:
+    """The letters of a two-expert checkpoint's models (Wan 2.2 A14B) when one repository supplies both:
+    (`transformer`, the high-noise expert; `transformer_2`, the low-noise one). None otherwise."""
+    by_repo: dict[tuple[str, str | None], dict[str, str]] = {}
+    for letter, ref in models.items():
+        by_repo.setdefault((ref.id, ref.revision), {}).setdefault(ref.subfolder or "transformer", letter)
+    return next(((subs["transformer"], subs["transformer_2"]) for subs in by_repo.values()
+                 if {"transformer", "transformer_2"} <= set(subs)), None)  # fmt: skip
 
 
 def keys(phase: str | None = None) -> tuple[str, ...]:

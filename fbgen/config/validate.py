@@ -9,7 +9,7 @@ import difflib
 import math
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ from fbgen.config.schema import (
     OUTPUT_FORMATS,
     ModelRef,
     RunConfig,
+    experts,
     keys,
 )  # fmt: skip
 from fbgen.core.boundaries import PAPER_BOUNDARIES
@@ -51,11 +52,14 @@ def cache_hook(spec: Mapping[str, Any], family: FamilySpec) -> Any:
 
 
 def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[str] | None = None,
-             base: RunConfig | None = None) -> RunConfig:  # fmt: skip
+             base: RunConfig | None = None, read_switch: Callable[[ModelRef], float | None] | None = None
+             ) -> RunConfig:  # fmt: skip
     """Check every key and return the resolved config; the first problem found raises `BadInput`.
 
     With `base`, `raw` holds per-job changes only (a batch item, a compare variant): load-time keys are refused,
-    every other key is taken from `base` unless `raw` changes it, and only what changed is checked again."""
+    every other key is taken from `base` unless `raw` changes it, and only what changed is checked again.
+    `read_switch` reads a two-expert checkpoint's `boundary_ratio` (`fbgen.config.loading` passes one that reads
+    model_index.json); it is asked only when a schedule of just those experts leaves `boundaries` out."""
     if base is not None:
         load = sorted(set(raw) & set(keys("load")))
         if load:
@@ -86,7 +90,17 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
     steps = c.integer("steps", 50)
     if steps < family.min_steps:
         raise c.fail("steps", f"{family.name} needs at least {family.min_steps} steps, got {steps}")
-    boundaries, unit = c.boundaries(schedule, steps)
+    switch = base.expert_switch if base is not None else None
+    pair = experts(models)
+    if pair and schedule == "".join(pair) and raw.get("boundaries") in (None, []):
+        if switch is None and read_switch is not None:
+            switch = read_switch(models[pair[0]])
+        if switch is None:
+            raise c.fail("boundaries", f"schedule {schedule} needs 1 boundary and the checkpoint's boundary_ratio "
+                                       f"was not read; e.g. boundaries: [0.875] with boundary_unit: sigma")  # fmt: skip
+        boundaries, unit = (switch,), "sigma"  # WanPipeline's own switch
+    else:
+        boundaries, unit = c.boundaries(schedule, steps)
     height_default, width_default, frames_default = family.default_size
     height, width = c.integer("height", height_default), c.integer("width", width_default)
     num_frames = c.integer("num_frames", frames_default)
@@ -125,6 +139,7 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
         outputs=c.outputs(),
         crf=c.integer("crf", 10),
         source=source,
+        expert_switch=switch,
     )
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,10 @@ class Engine:
         check_writable(config.output_dir, config.source)
         progress.phase(f"loading {', '.join(f'{m}={s.id}' for m, s in sources.transformers.items())} on {device} "
                        f"({str(dtype).removeprefix('torch.')}, offload {config.offload})")  # fmt: skip
-        first = make_plan(config, sources.family, sources.vae_config, sources.scheduler_config)[0]
-        for line in scheduler_differences(first, sources.scheduler_config):
+        if config.expert_switch is None and sources.expert_switch is not None:  # jobs may take the switch from it
+            config = replace(config, expert_switch=sources.expert_switch)
+        first, plan = make_plan(config, sources.family, sources.vae_config, sources.scheduler_config)
+        for line in scheduler_differences(first, sources.scheduler_config) + sources.expert_notes(plan):
             progress.phase(f"note: {line}")
         adapter = sources.family.adapter()
         transformers = {m: (src.path, sources.subfolders[m]) for m, src in sources.transformers.items()}
@@ -262,6 +264,9 @@ class Engine:
             "max_sequence_length": job.max_sequence_length,
             "scheduler": {"class": type(scheduler).__name__,
                           "differs_from_checkpoint": scheduler_differences(scheduler, self.sources.scheduler_config)},
+            "experts": None if self.sources.experts is None else {
+                "high_noise": self.sources.experts[0], "low_noise": self.sources.experts[1],
+                "boundary_ratio": self.sources.expert_switch, "notes": self.sources.expert_notes(plan)},
             "plan": [
                 {"step": i, "model": m, "timestep": t, "sigma": s}
                 for i, (m, t, s) in enumerate(zip(plan.models, plan.timesteps, plan.sigmas))

@@ -27,12 +27,14 @@ def memory_plan(config: RunConfig, plan: Plan, sources: Sources, cuda: bool) -> 
     if all(b is not None for b in sizes.values()):
         if offload == "none":
             resident = sum(sizes.values())
-        elif offload == "idle":
+        elif offload == "idle":  # a stage's model and the next one's (prefetched): never more than two
             stages = plan.stages
-            pairs = [sizes[a.model] + sizes[b.model] for a, b in zip(stages, stages[1:])]
-            resident = max(pairs or [sizes[stages[0].model]])
+            pairs = [(sizes[a.model] + sizes[b.model], f"{a.model}+{b.model} at step {b.start}")
+                     for a, b in zip(stages, stages[1:])] or [(sizes[stages[0].model], stages[0].model)]  # fmt: skip
+            resident, where = max(pairs)
         lines.append(
             f"offload {offload}: transformer weights on the GPU at peak ≈ "
             + (f"{resident / 2**30:.3f} GiB" if resident is not None else "one block group at a time")
+            + (f" ({where}; at most two transformers at once)" if offload == "idle" else "")
         )
     return {"weights_bytes": sizes, "resident_weights_bytes": resident, "lines": lines}

@@ -54,3 +54,22 @@ def scheduler_differences(used: SchedulerMixin, checkpoint: Mapping[str, Any] | 
         if (list(ours) if isinstance(ours, tuple) else ours) != value:
             lines.append(f"scheduler {name}: checkpoint {value!r}, fbgen {ours!r}")
     return lines
+
+
+def expert_notes(plan: Plan, experts: tuple[str, str] | None, switch: float | None, train_timesteps: int = 1000
+                 ) -> list[str]:  # fmt: skip
+    """Where a two-expert checkpoint's model runs outside the noise range it was trained for (the high-noise expert
+    below its `boundary_ratio`, the low-noise one above it): allowed, since a user may want to try it, but said."""
+    if not experts or switch is None:
+        return []
+    boundary = switch * train_timesteps
+    lines = []
+    for letter, name, outside in ((experts[0], "high-noise", lambda t: t < boundary),
+                                  (experts[1], "low-noise", lambda t: t >= boundary)):  # fmt: skip
+        steps = [i for i, (m, t) in enumerate(zip(plan.models, plan.timesteps)) if m == letter and outside(t)]
+        if steps:
+            side = "below" if name == "high-noise" else "at or above"
+            lines.append(f"model {letter} is the checkpoint's {name} expert but runs {len(steps)} step(s) "
+                         f"({steps[0]}..{steps[-1]}) with timesteps {side} its boundary_ratio {switch:g}·"
+                         f"{train_timesteps}")  # fmt: skip
+    return lines

@@ -48,7 +48,7 @@ class Residency:
         def before_step(i: int, model: str) -> None:
             if not self._pinned or model == self.active:
                 return
-            upcoming = next((m for m in plan_models[i + 1 :] if m != model), None)
+            upcoming = residents(plan_models, i)[1]
             for name, pinned in self._pinned.items():
                 if name not in (model, upcoming):
                     pinned.release()
@@ -72,6 +72,13 @@ class Residency:
         for pinned in self._pinned.values():
             pinned.release()
         self.active = None
+
+
+def residents(plan_models: Sequence[str], i: int) -> tuple[str, str | None]:
+    """What `idle` keeps on the GPU from step i on: the model of step i and the next stage's (being prefetched).
+    Every other model is dropped first, so a plan of any number of models never holds more than two."""
+    model = plan_models[i]
+    return model, next((m for m in plan_models[i + 1 :] if m != model), None)
 
 
 class _PinnedModel:

@@ -17,10 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fbgen.config import ModelRef, RunConfig
+from fbgen.config.schema import experts
 from fbgen.core.errors import ModelError
 from fbgen.core.jsonfile import read_json_object
+from fbgen.core.schedule import Plan
+from fbgen.engine.planning import expert_notes
 from fbgen.families import FAMILIES
-from fbgen.families.base import FamilySpec, component_class
+from fbgen.families.base import FamilySpec, checkpoint_switch, component_class, model_index
 from fbgen.outputs.checksums import file_sha256
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -146,6 +149,8 @@ class Sources:
     configs: dict[str, dict]  # transformer configs of every declared model that can be found (for large-only FLOPs)
     vae_config: dict
     scheduler_config: dict | None  # the large model's checkpoint scheduler config
+    experts: tuple[str, str] | None = None  # letters of a two-expert checkpoint's (high-noise, low-noise) models
+    expert_switch: float | None = None  # that checkpoint's boundary_ratio (WanPipeline switches there)
 
     @classmethod
     def open(cls, config: RunConfig, weights: bool = True) -> Sources:
@@ -178,13 +183,27 @@ class Sources:
         text, vae = resolved[_where(text_ref)], resolved[_where(vae_ref)]
         vae_config = read_config(vae, "vae")
         check_vaes(config, used, vae_ref, vae_config, family.vae_keys)
+        check_latents(family, configs, vae_config, {m: config.models[m].id for m in configs}, vae.id)
+        for letter, source in transformers.items():
+            check_pipeline(source, config.models[letter].id, letter)
         for component, source in (("text_encoder", text), ("tokenizer", text), ("vae", vae)):
             component_class(family, source.path, component)  # a class fbgen would not load is refused now
         for letter, source in transformers.items():
             component_class(family, source.path, subfolders[letter], "transformer")
         scheduler = read_scheduler_config(transformers[used[0]] if config.large not in used else
                                           transformers[config.large])  # fmt: skip
-        return cls(family, transformers, {m: subfolders[m] for m in used}, text, vae, configs, vae_config, scheduler)
+        pair, switch = experts(config.models), None
+        if pair:
+            ref = config.models[pair[0]]
+            home = resolved.get(_where(ref)) or resolve(ref, [], f"models.{pair[0]}", weights=False)
+            switch = checkpoint_switch(home.path)
+        return cls(family, transformers, {m: subfolders[m] for m in used}, text, vae, configs, vae_config, scheduler,
+                   pair, switch)  # fmt: skip
+
+    def expert_notes(self, plan: Plan) -> list[str]:
+        """Steps where a two-expert checkpoint's model runs outside its noise range (see `expert_notes`)."""
+        train = (self.scheduler_config or {}).get("num_train_timesteps", 1000)
+        return expert_notes(plan, self.experts, self.expert_switch, train)
 
 
 def _where(ref: ModelRef) -> tuple[str, str | None]:
@@ -207,6 +226,28 @@ def check_vaes(config: RunConfig, used: list[str], vae_ref: ModelRef, vae_config
             if own.get(key) != vae_config.get(key):
                 raise ModelError(f"models.{letter} ({ref.id}) was trained with another VAE than the shared one "
                                  f"({vae_ref.id}): vae {key} is {own.get(key)} vs {vae_config.get(key)}")  # fmt: skip
+
+
+def check_latents(family: FamilySpec, configs: dict[str, dict], vae_config: dict, ids: dict[str, str],
+                  vae_id: str) -> None:  # fmt: skip
+    """A text-to-video transformer takes exactly the VAE's latent channels: an image-to-video model (Wan I2V: 36,
+    the latent plus a conditioning image's) or one made for another VAE (Wan 2.2 TI2V-5B: 48) cannot denoise them."""
+    if family.latent_channels is None:
+        return
+    ours, theirs = family.latent_channels
+    for letter, cfg in configs.items():
+        if cfg.get(ours) != vae_config.get(theirs):
+            raise ModelError(f"models.{letter} ({ids[letter]}) takes {ours} {cfg.get(ours)} but the VAE ({vae_id}) "
+                             f"makes {vae_config.get(theirs)}-channel latents: an image-to-video model or one of "
+                             f"another VAE; fbgen renders text-to-video with one shared VAE")  # fmt: skip
+
+
+def check_pipeline(source: Source, ref_id: str, letter: str) -> None:
+    """Pipeline settings fbgen's loop does not reproduce are refused rather than silently ignored: Wan 2.2 TI2V-5B's
+    per-token timesteps (`expand_timesteps`)."""
+    if model_index(source.path).get("expand_timesteps"):
+        raise ModelError(f"models.{letter} ({ref_id}): model_index.json sets expand_timesteps (Wan 2.2 TI2V-5B), "
+                         f"which fbgen does not run; use the A14B experts or Wan 2.1 models")  # fmt: skip
 
 
 def check_pair(configs: dict[str, dict], keys: tuple[str, ...], ids: dict[str, str]) -> None:

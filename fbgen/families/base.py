@@ -42,6 +42,7 @@ class FamilySpec:
     pair_keys: tuple[str, ...]  # transformer config keys the models of one run must share (one latent space)
     flops_keys: tuple[str, ...]  # transformer config keys the FLOPs formulas read
     vae_keys: tuple[str, ...]  # VAE config keys a model's own VAE must share with the run's
+    latent_channels: tuple[str, str] | None = None  # (transformer key, VAE key) that must agree: text-to-video
     forward_flops: Callable[[Mapping[str, Any], LatentShape, int], int]  # (transformer config, latent, text tokens)
     block_flops: Callable[[Mapping[str, Any], LatentShape, int], dict[str, int]]  # per block unit, as above
     latent_shape: Callable[[Mapping[str, Any], int, int, int], LatentShape]  # (vae config, height, width, frames)
@@ -86,13 +87,27 @@ class Family(Protocol):
     def decode(self, latents: torch.Tensor, video: Video, generator: torch.Generator) -> np.ndarray: ...
 
 
+def model_index(root: Path) -> dict[str, Any]:
+    """A checkpoint's `model_index.json` (components and pipeline settings such as Wan 2.2's `boundary_ratio`);
+    empty without one."""
+    path = root / "model_index.json"
+    return read_json_object(path, str(root)) if path.is_file() else {}
+
+
 def checkpoint_classes(root: Path) -> dict[str, tuple[str | None, str | None]]:
     """`model_index.json`'s (library, class) per component, as diffusers reads it; empty without one."""
-    path = root / "model_index.json"
-    if not path.is_file():
-        return {}
-    data = read_json_object(path, str(root))
-    return {k: tuple(v) for k, v in data.items() if isinstance(v, list) and len(v) == 2}
+    return {k: tuple(v) for k, v in model_index(root).items() if isinstance(v, list) and len(v) == 2}
+
+
+def checkpoint_switch(root: Path) -> float | None:
+    """Where a two-expert checkpoint (Wan 2.2 A14B) hands `transformer` over to `transformer_2`: its
+    `boundary_ratio`, a sigma threshold compared as WanPipeline compares it (None when it has none)."""
+    ratio = model_index(root).get("boundary_ratio")
+    if ratio is None:
+        return None
+    if isinstance(ratio, bool) or not isinstance(ratio, (int, float)) or not 0 < ratio < 1:
+        raise ModelError(f"{root}: model_index.json has boundary_ratio {ratio!r}; expected a number in (0, 1)")
+    return float(ratio)
 
 
 _BASES = {"diffusers": ("diffusers", "ModelMixin"), "transformers": ("transformers", "PreTrainedModel")}

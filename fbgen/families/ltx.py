@@ -176,6 +176,7 @@ SPEC = FamilySpec(
                 "in_channels", "out_channels", "caption_channels", "num_layers"),  # fmt: skip
     vae_keys=("latent_channels", "patch_size", "patch_size_t", "spatial_compression_ratio",
               "temporal_compression_ratio", "decoder_block_out_channels", "timestep_conditioning", "decoder_causal"),
+    latent_channels=("in_channels", "latent_channels"),
     forward_flops=forward_flops,
     block_flops=block_flops,
     latent_shape=latent_shape,

@@ -144,6 +144,7 @@ SPEC = FamilySpec(
     flops_keys=("patch_size", "num_attention_heads", "attention_head_dim", "ffn_dim", "in_channels", "out_channels",
                 "text_dim", "freq_dim", "num_layers"),  # fmt: skip
     vae_keys=("z_dim", "base_dim", "dim_mult", "num_res_blocks", "temperal_downsample", "latents_mean", "latents_std"),
+    latent_channels=("in_channels", "z_dim"),
     forward_flops=forward_flops,
     block_flops=block_flops,
     latent_shape=latent_shape,
