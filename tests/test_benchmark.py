@@ -87,3 +87,17 @@ def test_accelerations_study_scores_quality_and_counts_executed_flops(tmp_path):
     assert 20 < runs["first_block 0.2", "LLL"]["psnr"] < 100
     table = out.with_suffix(".md").read_text()
     assert "| none | 20 | " in table and "| first_block 0.2 | 20 | " in table
+
+
+def test_wan22_harness_runs_tiny_and_its_flops_add_up(tmp_path):
+    """The Wan 2.2 three-model benchmark at tiny configs: the schedules it times and their FLOPs against stock."""
+    wan22 = load_harness("wan22")
+    out = tmp_path / "wan22.json"
+    wan22.main(["--tiny", "--steps", "10", "--json", str(out)])
+    result = json.loads(out.read_text())
+    runs = result["runs"]
+    assert runs["HL"]["models"] == "HHHHHHHLLL" and runs["HSL"]["models"] == "HHHHSSSSLL"
+    assert set(runs["HSL-narrow"]["models"]) == set("HSL") and len(runs["stock"]["step_s"]) == 10
+    f_l = runs["HL"]["flops"] / 10  # every HL step runs an expert (H and L have one config)
+    f_s = (runs["HSL"]["flops"] - 6 * f_l) / 4
+    assert 0 < f_s < f_l and result["summary"]["HSL"]["vs_stock_flops"] == pytest.approx(0.6 + 0.4 * f_s / f_l)
