@@ -539,13 +539,16 @@ def plan(
         flops = plan_flops_for(cfg, the_plan, sources.family, sources.configs, sources.vae_config)
         memory = memory_plan(cfg, the_plan, sources, cuda=cfg.device.startswith("cuda"))
         notes = scheduler_differences(scheduler, sources.scheduler_config) + sources.expert_notes(the_plan)
+        experts = sources.experts and {"high_noise": sources.experts[0], "low_noise": sources.experts[1],
+                                       "boundary_ratio": sources.expert_switch}  # fmt: skip
         if json_:
             data = {"config": cfg.to_dict(), "plan": [
                 {"step": i, "model": m, "timestep": t, "sigma": s, "flops": f}
                 for i, (m, t, s, f) in enumerate(zip(the_plan.models, the_plan.timesteps, the_plan.sigmas,
                                                      flops["per_step"]))
             ], "flops": {k: v for k, v in flops.items() if k != "per_step"}, "memory": memory,
-                "scheduler": {"class": type(scheduler).__name__, "differs_from_checkpoint": notes}}  # fmt: skip
+                "scheduler": {"class": type(scheduler).__name__, "differs_from_checkpoint": notes},
+                "experts": experts}  # fmt: skip
             print(json.dumps(data, indent=2))
             return 0
         console = Console()
@@ -556,6 +559,10 @@ def plan(
         console.print(f"FLOPs: {flops['convention']}")
         for line in memory["lines"]:
             console.print(line)
+        if experts:
+            console.print(f"experts of one checkpoint: {experts['high_noise']} (transformer, high noise) and "
+                          f"{experts['low_noise']} (transformer_2, low noise), boundary_ratio "
+                          f"{experts['boundary_ratio']}", markup=False, highlight=False)  # fmt: skip
         for line in notes:
             console.print(f"note: {line}", markup=False, highlight=False)
         return 0

@@ -178,6 +178,9 @@ def test_plan_shows_three_models_flops_and_the_idle_peak(tmp_path, wan22, tiny_p
     sizes = data["memory"]["weights_bytes"]
     assert data["memory"]["resident_weights_bytes"] == sizes["H"] + sizes["S"] < sum(sizes.values())
     assert any("at most two transformers" in line for line in data["memory"]["lines"])
+    assert data["experts"] == {"high_noise": "H", "low_noise": "L", "boundary_ratio": 0.875}
+    text = " ".join(CliRunner().invoke(app, ["plan", str(path)]).output.split())  # unwrapped
+    assert "boundary_ratio 0.875" in text and "H+S at step 4" in text
 
 
 def test_calibrate_measures_the_small_model_against_whichever_expert_runs(tmp_path, wan22):

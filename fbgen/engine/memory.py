@@ -31,7 +31,7 @@ def memory_plan(config: RunConfig, plan: Plan, sources: Sources, cuda: bool) -> 
             stages = plan.stages
             pairs = [(sizes[a.model] + sizes[b.model], f"{a.model}+{b.model} at step {b.start}")
                      for a, b in zip(stages, stages[1:])] or [(sizes[stages[0].model], stages[0].model)]  # fmt: skip
-            resident, where = max(pairs)
+            resident, where = max(pairs, key=lambda pair: pair[0])  # the first switch of the largest
         lines.append(
             f"offload {offload}: transformer weights on the GPU at peak ≈ "
             + (f"{resident / 2**30:.3f} GiB" if resident is not None else "one block group at a time")
