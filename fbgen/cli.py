@@ -13,6 +13,7 @@ interrupts.install(deferred=True)  # first, before the imports: pre-emption duri
 import contextlib  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
+import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
@@ -25,6 +26,11 @@ from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
 
 import fbgen  # noqa: E402
+
+# torchao (optional, for `quantization:`) logs at import, when diffusers imports it, about kernels for GPUs this
+# machine may not have; a command's stderr is for its own one-line errors
+for _name in ("torchao", "torch.utils._pytree", "diffusers.quantizers.torchao.torchao_quantizer"):
+    logging.getLogger(_name).setLevel(logging.ERROR)
 from fbgen.core.errors import EXIT_INTERRUPTED, FbgenError  # noqa: E402
 
 app = typer.Typer(

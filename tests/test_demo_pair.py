@@ -109,11 +109,11 @@ def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
 def test_training_conditioning_is_sampling_conditioning():
     """The transformers were trained on the captions encoded exactly as the demo family encodes them at run time."""
     from fbgen.demo.train import encode
-    from fbgen.families.base import Video
+    from fbgen.families.base import Video, Weights
     from fbgen.families.demo import DemoFamily
 
     root = DEMO_PAIR / "large"
-    family = DemoFamily.load({"L": (root, "transformer")}, root, root, "cpu", torch.float32)
+    family = DemoFamily.load({"L": Weights(root, "transformer")}, root, root, "cpu", torch.float32)
     trained = encode(family.pipe, PROMPTS)
     video = Video(SIZE, SIZE, FRAMES, 8, FAMILIES["demo"].max_sequence_length)
     sampled = [family.encode(p, "", False, video) for p in PROMPTS]

@@ -10,10 +10,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-OFFLOADS = ("none", "idle", "group")
+OFFLOADS = ("none", "idle", "group", "auto")
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 BOUNDARY_UNITS = ("fraction", "step", "sigma")
 OUTPUT_FORMATS = ("mp4", "png", "latents")
+QUANTIZATIONS = {  # fbgen's name → the torchao config class diffusers' TorchAoConfig takes, and bytes per weight
+    "int8_weight_only": ("Int8WeightOnlyConfig", 1.0),
+    "int8_dynamic": ("Int8DynamicActivationInt8WeightConfig", 1.0),
+    "float8_weight_only": ("Float8WeightOnlyConfig", 1.0),
+    "float8_dynamic": ("Float8DynamicActivationFloat8WeightConfig", 1.0),
+    "int4_weight_only": ("Int4WeightOnlyConfig", 0.5),
+}
 MODEL_ALIASES = {"large": "L", "small": "S", "medium": "M"}
 FILENAME_FIELDS = {"slug": "words", "id": "item-id", "seed": 0, "schedule": "LSL-n50", "steps": 50, "index": 0}
 DEFAULT_FILENAME = "{slug}-{id}-{seed}-{schedule}"  # the id makes names unique per item
@@ -40,6 +47,7 @@ class ModelRef:
     id: str
     revision: str | None = None
     subfolder: str | None = None
+    file: str | None = None  # a GGUF single file of the transformer; `id` (and `subfolder`) supply its config
 
 
 @dataclass(frozen=True)
@@ -55,8 +63,13 @@ class RunConfig:
     vae: ModelRef | None = key("load", "where the VAE comes from (default: the large model's repo)")
     dtype: str = key("load", f"weights dtype: {', '.join(DTYPES)} (auto: bfloat16 on CUDA, else float32)", "auto")
     device: str = key("load", "auto, cpu, cuda or cuda:N", "auto")
-    offload: str = key("load", f"transformer residency: {', '.join(OFFLOADS)}", "none")
+    offload: str = key("load", f"transformer residency: {', '.join(OFFLOADS)} (auto: the fastest that fits)", "none")
     compile: bool = key("load", "torch.compile the repeated transformer blocks", False)
+    quantization: dict[str, str] = key("load", f"torchao weights, for all models or per letter: none, "
+                                               f"{', '.join(QUANTIZATIONS)} (a GGUF `file:` is its own)", None,
+                                       shown="none")  # fmt: skip
+    memory_budget: int | None = key("load", "GPU bytes `offload: auto` may plan for, e.g. 24GiB (default: the "
+                                            "GPU's free memory)", None, shown="free memory")  # fmt: skip
     attention_backend: str | None = key("load", "a backend of diffusers' attention dispatcher (e.g. native, "
                                                 "flash, sage); hub kernels are refused")  # fmt: skip
     cache: dict[str, dict[str, Any]] = key("load", "diffusers cache hook, for all models or per letter: {type: "

@@ -23,6 +23,7 @@ from fbgen.config.schema import (
     MODEL_ALIASES,
     OFFLOADS,
     OUTPUT_FORMATS,
+    QUANTIZATIONS,
     ModelRef,
     RunConfig,
     experts,
@@ -85,6 +86,7 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
             vae=c.optional_ref("vae"), dtype=c.choice("dtype", DTYPES, "auto"), device=c.device(),
             offload=c.choice("offload", OFFLOADS, "none"), compile=c.boolean("compile", False),
             attention_backend=c.attention_backend(), cache=c.cache(models, family), lora=c.lora(models),
+            quantization=c.quantization(models), memory_budget=c.memory_budget(),
         )  # fmt: skip
     schedule = c.schedule(models)
     steps = c.integer("steps", 50)
@@ -221,18 +223,22 @@ class _Checker:
         if isinstance(value, str) and value.strip():
             return ModelRef(value.strip())
         if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"].strip():
-            extra = set(value) - {"id", "revision", "subfolder"}
+            extra = set(value) - {"id", "revision", "subfolder", "file"}
             if extra:
                 raise self.fail(name, f"unknown field(s) {show(sorted(map(str, extra)))}; a model is a string or "
-                                      "{id, revision, subfolder}")  # fmt: skip
-            revision, subfolder = value.get("revision"), value.get("subfolder")
+                                      "{id, revision, subfolder, file}")  # fmt: skip
+            revision, subfolder, file = value.get("revision"), value.get("subfolder"), value.get("file")
+            if file is not None and not (isinstance(file, str) and file.lower().endswith(".gguf")):
+                raise self.fail(f"{name}.file", f"expected a GGUF file (*.gguf; other weights load as safetensors "
+                                                f"from id), got {show(file)}")  # fmt: skip
             if subfolder is not None and not (isinstance(subfolder, str) and re.fullmatch(r"[\w.-]+", subfolder)
                                               and subfolder not in (".", "..")):  # fmt: skip
                 raise self.fail(f"{name}.subfolder", f"expected a folder name such as transformer_2, got "
                                                      f"{show(subfolder)}")  # fmt: skip
             if revision is not None and not isinstance(revision, (str, int)):
                 raise self.fail(f"{name}.revision", f"expected a branch, tag or commit, got {show(revision)}")
-            return ModelRef(value["id"].strip(), None if revision is None else str(revision), subfolder)
+            file = None if file is None else str(Path(file).expanduser().absolute())
+            return ModelRef(value["id"].strip(), None if revision is None else str(revision), subfolder, file)
         raise self.fail(name, f"expected a hub id, a local directory or {{id, revision, subfolder}}, got {show(value)}")
 
     def models(self, defaults: dict[str, str]) -> dict[str, ModelRef]:
@@ -398,6 +404,44 @@ class _Checker:
                 raise self.fail(f"{name}.weight_name", f"expected a .safetensors file name, got {show(weight)}")
             out[letter] = {"path": spec["path"], "scale": scale, "weight_name": weight, "fuse": fuse}
         return out
+
+    def quantization(self, models: Mapping[str, ModelRef]) -> dict[str, str]:
+        """torchao weight quantization: one name for every model (a GGUF `file:` model keeps its own), or per
+        letter; `none` leaves a model as it is."""
+        value = self.raw.get("quantization")
+        if value in (None, "none", {}):
+            return {}
+        allowed = ("none", *QUANTIZATIONS)
+        if isinstance(value, str):
+            value = {m: value for m, ref in models.items() if ref.file is None}
+        if not isinstance(value, dict):
+            raise self.fail("quantization", f"expected one of {', '.join(allowed)} or a map per model letter")
+        out = {}
+        for letter, kind in value.items():
+            letter = MODEL_ALIASES.get(str(letter), str(letter))
+            name = f"quantization.{str(letter)[:20]}"
+            if letter not in models:
+                raise self.fail(name, f"names no model; models are {', '.join(models)}")
+            if kind not in allowed:
+                raise self.fail(name, f"must be one of {', '.join(allowed)}; got {show(kind)}")
+            if kind != "none" and models[letter].file:
+                raise self.fail(name, f"model {letter} is a GGUF file, quantized already; use none")
+            if kind != "none":
+                out[letter] = kind
+        return out
+
+    def memory_budget(self) -> int | None:
+        """Bytes: a number, or text such as 24GiB, 16GB, 80000MiB."""
+        value = self.raw.get("memory_budget")
+        if value is None:
+            return None
+        units = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12, "kib": 2**10, "mib": 2**20,
+                 "gib": 2**30, "tib": 2**40}  # fmt: skip
+        match = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([a-zA-Z]*)\s*", str(value)) if not isinstance(
+            value, bool) else None  # fmt: skip
+        if not match or match.group(2).lower() not in units or float(match.group(1)) <= 0:
+            raise self.fail("memory_budget", f"expected a size such as 24GiB, 16GB or a byte count, got {show(value)}")
+        return int(float(match.group(1)) * units[match.group(2).lower()])
 
     def attention_backend(self) -> str | None:
         """A backend of diffusers' attention dispatcher; hub-kernel backends are refused (nothing is downloaded).

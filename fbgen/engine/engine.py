@@ -31,14 +31,14 @@ from fbgen.core.flops import executed_flops
 from fbgen.core.sampler import Denoiser, Prediction, guided, sample
 from fbgen.core.schedule import Plan
 from fbgen.engine.job import Job, job_name
-from fbgen.engine.loading import accelerate, load_loras, reset_cache
+from fbgen.engine.loading import accelerate, load_loras, reset_cache, torchao_config
 from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
 from fbgen.engine.preflight import check_writable, preflight
 from fbgen.engine.progress import NoProgress, Progress
 from fbgen.engine.residency import Residency
 from fbgen.engine.sources import Sources
 from fbgen.engine.work import WorkTally
-from fbgen.families.base import Family
+from fbgen.families.base import Family, Weights
 from fbgen.outputs.checksums import path_sha256
 from fbgen.outputs.frames import write_png_frames
 from fbgen.outputs.latents import SUFFIX, write_latents
@@ -102,7 +102,11 @@ class Engine:
         for line in scheduler_differences(first, sources.scheduler_config) + sources.expert_notes(plan):
             progress.phase(f"note: {line}")
         adapter = sources.family.adapter()
-        transformers = {m: (src.path, sources.subfolders[m]) for m, src in sources.transformers.items()}
+        transformers = {
+            m: Weights(src.path, sources.subfolders[m], sources.files[m][0] if m in sources.files else None,
+                       torchao_config(config.quantization[m]) if m in config.quantization else None)
+            for m, src in sources.transformers.items()
+        }  # fmt: skip
         try:
             family = adapter.load(transformers, sources.text.path, sources.vae.path, str(device), dtype)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
@@ -250,7 +254,8 @@ class Engine:
             "seed": job.seed,
             "generator_device": "cpu",
             "family": self.config.family,
-            "models": {m: {**src.pin(), "subfolder": self.sources.subfolders[m], "used": m in plan.models}
+            "models": {m: {**src.pin(), "subfolder": self.sources.subfolders[m], "used": m in plan.models,
+                           "quantization": self.quantization(m)}
                        for m, src in self.sources.transformers.items()},  # fmt: skip
             "text_encoder": self.sources.text.pin(),
             "vae": self.sources.vae.pin(),
@@ -300,6 +305,14 @@ class Engine:
         write_json(out_dir / f"{name}.json", record)
         self.progress.item_end(record)
         return record
+
+    def quantization(self, letter: str) -> dict[str, Any] | None:
+        """How a model's weights are quantized, for its manifest entry (a GGUF file with its sha256)."""
+        if letter in self.sources.files:
+            path, sha256 = self.sources.files[letter]
+            return {"method": "gguf", "file": str(path), "sha256": sha256}
+        kind = self.config.quantization.get(letter)
+        return None if kind is None else {"method": "torchao", "type": kind}
 
     def manifest_config(self, job: Job) -> dict[str, Any]:
         """The config this video was rendered with: the engine's load-time keys and the job's own."""

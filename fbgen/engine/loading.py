@@ -8,10 +8,19 @@ from pathlib import Path
 from typing import Any
 
 from fbgen.config import RunConfig, cache_hook
+from fbgen.config.schema import QUANTIZATIONS
 from fbgen.core.errors import ModelError
 from fbgen.engine.work import WorkTally, tally_work
 from fbgen.families import FAMILIES
 from fbgen.outputs.checksums import file_sha256
+
+
+def torchao_config(name: str) -> Any:
+    """diffusers' `TorchAoConfig` for one of fbgen's quantization names (`QUANTIZATIONS`)."""
+    import torchao.quantization
+    from diffusers import TorchAoConfig
+
+    return TorchAoConfig(getattr(torchao.quantization, QUANTIZATIONS[name][0])())
 
 
 def accelerate(models: Mapping[str, Any], config: RunConfig) -> dict[str, WorkTally]:

@@ -17,6 +17,7 @@ def preflight(config: RunConfig) -> None:
     for a run that cannot start)."""
     check_device(config)
     check_attention_backend(config)
+    check_quantization(config)
     path = Path(config.output_dir)
     probe = path
     while not probe.exists() and probe != probe.parent:
@@ -62,3 +63,25 @@ def check_attention_backend(config: RunConfig) -> None:
         _check_attention_backend_requirements(AttentionBackendName(config.attention_backend))
     except (ImportError, RuntimeError, ValueError) as e:
         raise BadInput(f"{config.source}: key 'attention_backend': {str(e).splitlines()[0][:160]}") from None
+
+
+def check_quantization(config: RunConfig) -> None:
+    """What the quantization asks of this machine: torchao (or gguf) installed, and for float8 a CUDA GPU of compute
+    capability 8.9 or newer (Ada, Hopper), for int4 a CUDA GPU: one line now, not a kernel error after loading."""
+    import importlib.util
+
+    kinds = set(config.quantization.values())
+    where = f"{config.source}: key 'quantization'"
+    if kinds and importlib.util.find_spec("torchao") is None:
+        raise BadInput(f"{where}: {', '.join(sorted(kinds))} needs torchao (pip install 'fbgen[quant]')")
+    if any(ref.file for ref in config.models.values()) and importlib.util.find_spec("gguf") is None:
+        raise BadInput(f"{config.source}: key 'models': a GGUF file needs gguf (pip install 'fbgen[quant]')")
+    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    gpu = torch.device("cuda" if config.device == "auto" else config.device)
+    for kind in sorted(kinds):
+        if kind.startswith(("float8", "int4")) and not cuda:
+            raise BadInput(f"{where}: {kind} runs on CUDA GPUs only; on this device use int8_weight_only or "
+                           "int8_dynamic")  # fmt: skip
+        if kind.startswith("float8") and torch.cuda.get_device_capability(gpu) < (8, 9):
+            raise BadInput(f"{where}: {kind} needs a GPU with float8 (compute capability 8.9+: Ada, Hopper); this "
+                           f"one is {torch.cuda.get_device_name(gpu)}; use int8_weight_only")  # fmt: skip

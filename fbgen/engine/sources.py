@@ -13,7 +13,7 @@ import json
 import math
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fbgen.config import ModelRef, RunConfig
@@ -43,10 +43,12 @@ class Source:
         return {"id": self.id, "revision": self.revision, "sha256": self.sha256}
 
 
-def resolve(ref: ModelRef, subfolders: list[str], what: str, weights: bool = True) -> Source:
+def resolve(ref: ModelRef, subfolders: list[str], what: str, weights: bool = True,
+            config_only: frozenset[str] = frozenset()) -> Source:  # fmt: skip
     """Find (or fetch into the hub cache) the given subfolders of a model; `what` names it in errors.
 
-    With `weights=False` only configs are fetched and nothing is hashed (`fbgen plan`)."""
+    With `weights=False` only configs are fetched and nothing is hashed (`fbgen plan`); subfolders in `config_only`
+    give only their config (a GGUF file brings the weights)."""
     local = Path(ref.id).expanduser()
     if local.is_dir():
         missing = [s for s in subfolders if not (local / s / _config_name(s)).is_file()]
@@ -59,7 +61,8 @@ def resolve(ref: ModelRef, subfolders: list[str], what: str, weights: bool = Tru
     from huggingface_hub import snapshot_download
 
     kinds = WEIGHT_PATTERNS if weights else ("*.json",)
-    patterns = [f"{sub}/{p}" for sub in subfolders for p in kinds] + ["model_index.json", "scheduler/*.json"]
+    patterns = [f"{sub}/{p}" for sub in subfolders for p in (("*.json",) if sub in config_only else kinds)]
+    patterns += ["model_index.json", "scheduler/*.json"]
     try:
         path = Path(snapshot_download(ref.id, revision=ref.revision, allow_patterns=patterns))
     except Exception as e:  # hub errors come in many classes; all mean the same here
@@ -95,21 +98,30 @@ def read_scheduler_config(source: Source) -> dict | None:
 
 
 def content_hash(root: Path, subfolders: list[str]) -> str:
-    """sha256 over (relative path, file sha256) of every file in the subfolders, memoised by size and mtime."""
+    """sha256 over (relative path, file sha256) of every file in the subfolders."""
+    files = [(file.relative_to(root).as_posix(), file) for sub in subfolders
+             for file in sorted(p for p in (root / sub).rglob("*") if p.is_file())]  # fmt: skip
+    hashes = file_hashes([file for _, file in files])
+    outer = hashlib.sha256()
+    for (name, _), digest in zip(files, hashes):
+        outer.update(f"{name}\0{digest}\n".encode())
+    return outer.hexdigest()
+
+
+def file_hashes(files: list[Path]) -> list[str]:
+    """Each file's sha256, memoised by path, size and mtime (hashing a 14B checkpoint takes a while)."""
     cache_path = Path(os.environ.get("FBGEN_CACHE", Path.home() / ".cache" / "fbgen")) / "sha256.json"
     try:
         cache = json.loads(cache_path.read_text())
     except (OSError, ValueError):
         cache = {}
-    outer = hashlib.sha256()
-    dirty = False
-    for sub in subfolders:
-        for file in sorted(p for p in (root / sub).rglob("*") if p.is_file()):
-            stat = file.stat()
-            key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-            if key not in cache:
-                cache[key], dirty = file_sha256(file), True
-            outer.update(f"{file.relative_to(root).as_posix()}\0{cache[key]}\n".encode())
+    out, dirty = [], False
+    for file in files:
+        stat = file.stat()
+        key = f"{file.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+        if key not in cache:
+            cache[key], dirty = file_sha256(file), True
+        out.append(cache[key])
     if dirty:
         try:
             cache_path.parent.mkdir(parents=True, exist_ok=True)
@@ -118,7 +130,15 @@ def content_hash(root: Path, subfolders: list[str]) -> str:
             os.replace(tmp, cache_path)
         except OSError:
             pass  # a read-only home only costs re-hashing next time
-    return outer.hexdigest()
+    return out
+
+
+def gguf_file(ref: ModelRef, what: str) -> tuple[Path, str]:
+    """A model's GGUF single file and its sha256 (memoised like directories): missing is a model error."""
+    path = Path(ref.file)
+    if not path.is_file():
+        raise ModelError(f"{what}: GGUF file {path} does not exist")
+    return path, file_hashes([path])[0]
 
 
 def parameter_count(source: Source, subfolder: str) -> int | None:
@@ -151,6 +171,7 @@ class Sources:
     scheduler_config: dict | None  # the large model's checkpoint scheduler config
     experts: tuple[str, str] | None = None  # letters of a two-expert checkpoint's (high-noise, low-noise) models
     expert_switch: float | None = None  # that checkpoint's boundary_ratio (WanPipeline switches there)
+    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # letter → its GGUF file and sha256
 
     @classmethod
     def open(cls, config: RunConfig, weights: bool = True) -> Sources:
@@ -160,16 +181,22 @@ class Sources:
         text_ref, vae_ref = config.text_encoder or large, config.vae or large
         subfolders = {m: ref.subfolder or family.transformer for m, ref in config.models.items()}
         wanted: dict[tuple[str, str | None], list[str]] = {}
+        config_only: dict[tuple[str, str | None], set[str]] = {}  # GGUF letters: the repo gives the config only
         for letter in used:
-            wanted.setdefault(_where(config.models[letter]), []).append(subfolders[letter])
+            where = _where(config.models[letter])
+            wanted.setdefault(where, []).append(subfolders[letter])
+            if config.models[letter].file:
+                config_only.setdefault(where, set()).add(subfolders[letter])
         wanted.setdefault(_where(text_ref), []).extend(family.text_subfolders)
         wanted.setdefault(_where(vae_ref), []).extend(family.vae_subfolders)
         resolved = {}
         for where, subs in wanted.items():
             names = [m for m in used if _where(config.models[m]) == where] or ["text encoder/VAE"]
             ref = ModelRef(*where)
+            weighted = {subfolders[m] for m in used if _where(config.models[m]) == where and not config.models[m].file}
             resolved[where] = resolve(ref, sorted(set(subs)), f"{config.source}: models.{'/'.join(names)}",
-                                      weights=weights)  # fmt: skip
+                                      weights=weights,
+                                      config_only=frozenset(config_only.get(where, set()) - weighted))  # fmt: skip
         transformers = {m: resolved[_where(config.models[m])] for m in used}
         required = tuple(dict.fromkeys(family.pair_keys + family.flops_keys))
         configs = {m: read_config(src, subfolders[m], required) for m, src in transformers.items()}
@@ -192,13 +219,15 @@ class Sources:
             component_class(family, source.path, subfolders[letter], "transformer")
         scheduler = read_scheduler_config(transformers[used[0]] if config.large not in used else
                                           transformers[config.large])  # fmt: skip
+        files = {m: gguf_file(config.models[m], f"{config.source}: models.{m}") for m in used
+                 if config.models[m].file and weights}  # fmt: skip
         pair, switch = experts(config.models), None
         if pair:
             ref = config.models[pair[0]]
             home = resolved.get(_where(ref)) or resolve(ref, [], f"models.{pair[0]}", weights=False)
             switch = checkpoint_switch(home.path)
         return cls(family, transformers, {m: subfolders[m] for m in used}, text, vae, configs, vae_config, scheduler,
-                   pair, switch)  # fmt: skip
+                   pair, switch, files)  # fmt: skip
 
     def expert_notes(self, plan: Plan) -> list[str]:
         """Steps where a two-expert checkpoint's model runs outside its noise range (see `expert_notes`)."""

@@ -74,6 +74,17 @@ class Video:
     options: Mapping[str, Any] = field(default_factory=dict)  # the family's own keys (LTX: decode_timestep, ...)
 
 
+@dataclass(frozen=True)
+class Weights:
+    """Where one transformer's weights come from: a diffusers directory's subfolder, or a GGUF single file with
+    that subfolder's config; `quantization` is a diffusers quantization config applied on load (torchao), or None."""
+
+    root: Path
+    subfolder: str
+    file: Path | None = None
+    quantization: Any = None
+
+
 class Family(Protocol):
     """The adapter interface the engine calls. `cond` is whatever `encode` returned for a prompt."""
 
@@ -153,16 +164,25 @@ class PipelineFamily:
                                         transformer=next(iter(self.transformers.values()), None))  # fmt: skip
 
     @classmethod
-    def load(cls, transformers: Mapping[str, tuple[Path, str]], text: Path | None, vae: Path, device: str,
+    def load(cls, transformers: Mapping[str, Weights], text: Path | None, vae: Path, device: str,
              dtype: torch.dtype) -> PipelineFamily:  # fmt: skip
-        """Every component from local directories (safetensors only), each with the class its checkpoint names.
-        `transformers` maps a letter to (directory, subfolder); they stay on the CPU (`Residency` places them).
-        Without `text`, the text encoder is not loaded (`fbgen decode` needs the VAE alone)."""
-        common = dict(torch_dtype=dtype, use_safetensors=True)
+        """Every component from local files (safetensors, or GGUF for a transformer), each with the class its
+        checkpoint names, quantized as diffusers quantizes on load. Transformers stay on the CPU (`Residency` places
+        them). Without `text`, the text encoder is not loaded (`fbgen decode` needs the VAE alone)."""
         models = {}
-        for letter, (root, sub) in transformers.items():
-            model_class = component_class(cls.spec, root, sub, "transformer")
-            models[letter] = model_class.from_pretrained(root, subfolder=sub, **common).eval()
+        for letter, w in transformers.items():
+            model_class = component_class(cls.spec, w.root, w.subfolder, "transformer")
+            if w.file is not None:  # diffusers' single-file loader: the checkpoint's own keys, its config from root
+                from diffusers import GGUFQuantizationConfig
+
+                model = model_class.from_single_file(str(w.file), config=str(w.root), subfolder=w.subfolder,
+                                                     quantization_config=GGUFQuantizationConfig(compute_dtype=dtype),
+                                                     torch_dtype=dtype)  # fmt: skip
+            else:
+                model = model_class.from_pretrained(w.root, subfolder=w.subfolder, torch_dtype=dtype,
+                                                    use_safetensors=True,
+                                                    quantization_config=w.quantization)  # fmt: skip
+            models[letter] = model.eval()
         tokenizer = text_encoder = None
         if text is not None:
             tokenizer = component_class(cls.spec, text, "tokenizer").from_pretrained(text, subfolder="tokenizer")
