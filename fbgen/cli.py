@@ -11,6 +11,7 @@ from fbgen.core import interrupts
 interrupts.install(deferred=True)  # first, before the imports: pre-emption during start-up is an interruption too
 
 import contextlib  # noqa: E402
+import dataclasses  # noqa: E402
 import io  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
@@ -534,7 +535,7 @@ def plan(
     def body() -> int:
         from fbgen.apps.reporting import plan_table, quiet_libraries, tflop
         from fbgen.config import load_config
-        from fbgen.engine.memory import memory_plan
+        from fbgen.engine.memory import choose_offload, gpu_budget, memory_plan
         from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
         from fbgen.engine.sources import Sources
 
@@ -543,8 +544,16 @@ def plan(
         sources = Sources.open(cfg, weights=False)
         scheduler, the_plan = make_plan(cfg, sources.family, sources.vae_config, sources.scheduler_config)
         flops = plan_flops_for(cfg, the_plan, sources.family, sources.configs, sources.vae_config)
-        memory = memory_plan(cfg, the_plan, sources, cuda=cfg.device.startswith("cuda"))
-        notes = scheduler_differences(scheduler, sources.scheduler_config) + sources.expert_notes(the_plan)
+        memory = memory_plan(cfg, the_plan, sources)
+        lines = memory.lines(cfg.offload)
+        if cfg.offload == "auto":
+            budget = gpu_budget(cfg)
+            lines.append(choose_offload(memory, budget, cfg.source)[1] if budget is not None else
+                         "offload auto: chosen at run time against the GPU's free memory (or set memory_budget)")
+        lines += sources.offline_notes()
+        known = any(s.shipped for s in sources.transformers.values())  # offline: the scheduler config is not known
+        notes = [] if known else scheduler_differences(scheduler, sources.scheduler_config)
+        notes += sources.expert_notes(the_plan)
         experts = sources.experts and {"high_noise": sources.experts[0], "low_noise": sources.experts[1],
                                        "boundary_ratio": sources.expert_switch}  # fmt: skip
         if json_:
@@ -552,7 +561,8 @@ def plan(
                 {"step": i, "model": m, "timestep": t, "sigma": s, "flops": f}
                 for i, (m, t, s, f) in enumerate(zip(the_plan.models, the_plan.timesteps, the_plan.sigmas,
                                                      flops["per_step"]))
-            ], "flops": {k: v for k, v in flops.items() if k != "per_step"}, "memory": memory,
+            ], "flops": {k: v for k, v in flops.items() if k != "per_step"},
+                "memory": {**dataclasses.asdict(memory), "lines": lines},
                 "scheduler": {"class": type(scheduler).__name__, "differs_from_checkpoint": notes},
                 "experts": experts}  # fmt: skip
             print(json.dumps(data, indent=2))
@@ -563,8 +573,8 @@ def plan(
         for m, f in flops["per_forward"].items():
             console.print(f"model {m}: {tflop(f)} TFLOP per forward (guidance {cfg.guidance_scale[m]})")
         console.print(f"FLOPs: {flops['convention']}")
-        for line in memory["lines"]:
-            console.print(line)
+        for line in lines:
+            console.print(line, markup=False, highlight=False)
         if experts:
             console.print(f"experts of one checkpoint: {experts['high_noise']} (transformer, high noise) and "
                           f"{experts['low_noise']} (transformer_2, low noise), boundary_ratio "

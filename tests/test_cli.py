@@ -139,7 +139,7 @@ def test_plan_loads_no_weights(write_config, tiny_pair, monkeypatch):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert [s["model"] for s in data["plan"]] == list("LLLLSSSSLL")
-    assert data["flops"]["ratio"] < 1 and data["memory"]["weights_bytes"]["L"] > data["memory"]["weights_bytes"]["S"]
+    assert data["flops"]["ratio"] < 1 and data["memory"]["weights"]["L"] > data["memory"]["weights"]["S"]
     table = CliRunner().invoke(app, ["plan", str(write_config(steps=10))])
     assert table.exit_code == 0 and "large-only" in table.output and "saving" in table.output
 

@@ -175,9 +175,10 @@ def test_plan_shows_three_models_flops_and_the_idle_peak(tmp_path, wan22, tiny_p
     per_forward = data["flops"]["per_forward"]
     assert per_forward["H"] == per_forward["L"] > per_forward["S"]
     assert [s["flops"] for s in data["plan"]] == [2 * per_forward[s["model"]] for s in data["plan"]]  # CFG: 2
-    sizes = data["memory"]["weights_bytes"]
-    assert data["memory"]["resident_weights_bytes"] == sizes["H"] + sizes["S"] < sum(sizes.values())
-    assert any("at most two transformers" in line for line in data["memory"]["lines"])
+    memory = data["memory"]
+    sizes = memory["weights"]
+    assert memory["peaks"]["idle"]["denoise"] - memory["activations"] == sizes["H"] + sizes["S"] < sum(sizes.values())
+    assert any("at most two transformers" in line for line in memory["lines"])
     assert data["experts"] == {"high_noise": "H", "low_noise": "L", "boundary_ratio": 0.875}
     text = " ".join(CliRunner().invoke(app, ["plan", str(path)]).output.split())  # unwrapped
     assert "boundary_ratio 0.875" in text and "H+S at step 4" in text

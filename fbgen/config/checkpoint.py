@@ -12,6 +12,7 @@ from pathlib import Path
 from fbgen.config.schema import ModelRef
 from fbgen.core.errors import ModelError
 from fbgen.families.base import checkpoint_switch
+from fbgen.families.shipped import shipped
 
 
 def checkpoint_switch_of(ref: ModelRef) -> float | None:
@@ -23,6 +24,9 @@ def checkpoint_switch_of(ref: ModelRef) -> float | None:
     try:
         path = Path(hf_hub_download(ref.id, "model_index.json", revision=ref.revision))
     except Exception as e:  # hub errors come in many classes; all mean the same here
+        known = shipped(ref.id)
+        if known is not None:  # fbgen ships this checkpoint's model_index.json: the switch is known offline
+            return checkpoint_switch(known)
         offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise ModelError(f"{ref.id}: cannot read model_index.json for its boundary_ratio{offline}: "
                          f"{type(e).__name__}: {str(e).splitlines()[0]}; or set boundaries") from e  # fmt: skip

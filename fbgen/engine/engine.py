@@ -32,6 +32,7 @@ from fbgen.core.sampler import Denoiser, Prediction, guided, sample
 from fbgen.core.schedule import Plan
 from fbgen.engine.job import Job, job_name
 from fbgen.engine.loading import accelerate, load_loras, reset_cache, torchao_config
+from fbgen.engine.memory import choose_offload, gpu_budget, memory_plan
 from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
 from fbgen.engine.preflight import check_writable, preflight
 from fbgen.engine.progress import NoProgress, Progress
@@ -83,6 +84,7 @@ class Engine:
     progress: Progress = field(default_factory=NoProgress)
     lora_pins: dict[str, dict[str, Any]] = field(default_factory=dict)  # applied LoRAs with their sha256
     work: dict[str, WorkTally] = field(default_factory=dict)  # what models with a cache hook really computed
+    offload_reason: str | None = None  # why `offload: auto` chose what it chose
 
     @classmethod
     def open(cls, config: RunConfig, progress: Progress | None = None) -> Engine:
@@ -99,6 +101,11 @@ class Engine:
         if config.expert_switch is None and sources.expert_switch is not None:  # jobs may take the switch from it
             config = replace(config, expert_switch=sources.expert_switch)
         first, plan = make_plan(config, sources.family, sources.vae_config, sources.scheduler_config)
+        offload_reason = None
+        if config.offload == "auto":  # the fastest residency whose planned peak fits, before anything loads
+            mode, offload_reason = choose_offload(memory_plan(config, plan, sources), gpu_budget(config), config.source)
+            config = replace(config, offload=mode)
+            progress.phase(offload_reason)
         for line in scheduler_differences(first, sources.scheduler_config) + sources.expert_notes(plan):
             progress.phase(f"note: {line}")
         adapter = sources.family.adapter()
@@ -107,8 +114,9 @@ class Engine:
                        torchao_config(config.quantization[m]) if m in config.quantization else None)
             for m, src in sources.transformers.items()
         }  # fmt: skip
+        place = str(device) if config.offload == "none" and device.type == "cuda" else None  # straight to the GPU
         try:
-            family = adapter.load(transformers, sources.text.path, sources.vae.path, str(device), dtype)
+            family = adapter.load(transformers, sources.text.path, sources.vae.path, str(device), dtype, place)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
             raise ModelError(f"{config.source}: cannot load models: {str(e).splitlines()[0]}") from e
         pins = load_loras(family.transformers, type(family.pipe), config)
@@ -116,7 +124,7 @@ class Engine:
         residency = Residency(family.transformers, config.offload, device)
         sync(device)
         return cls(config, sources, family, residency, device, dtype, time.perf_counter() - start, progress, pins,
-                   work)  # fmt: skip
+                   work, offload_reason)  # fmt: skip
 
     # -- the parts of one job ----------------------------------------------------------------------------------
     def plan(self, job: Job) -> tuple[Any, Plan]:
@@ -227,9 +235,17 @@ class Engine:
             written["latents"] = write_latents(denoised.latents, denoised.generator.get_state(),
                                                self.latents_meta(job, name), out_dir / f"{name}{SUFFIX}")  # fmt: skip
             write_s = time.perf_counter() - t1
+        tiled = self.fit_decode(job, plan)
         if {"mp4", "png"} & set(job.outputs):
             t2 = time.perf_counter()
-            frames = upscale(self.decode(job, denoised), scale)
+            try:
+                frames = upscale(self.decode(job, denoised), scale)
+            except torch.OutOfMemoryError:  # the latents are the render: keep them, say how to finish it
+                path = written.get("latents") or write_latents(denoised.latents, denoised.generator.get_state(),
+                                                               self.latents_meta(job, name),
+                                                               out_dir / f"{name}{SUFFIX}")  # fmt: skip
+                raise FbgenError(f"{name}: the VAE decode ran out of GPU memory{' even tiled' if tiled else ''}; the "
+                                 f"latents are saved: fbgen decode {path}") from None  # fmt: skip
             sync(self.device)
             t3 = time.perf_counter()
             if "mp4" in job.outputs:
@@ -297,6 +313,9 @@ class Engine:
             "peak_memory_bytes": _peak_memory(self.device),
             "dtype": str(self.dtype).removeprefix("torch."),
             "offload": self.config.offload,
+            "offload_reason": self.offload_reason,
+            "vae_tiling": tiled,
+            "quantization": dict(self.config.quantization),
             "compile": self.config.compile,
             "lora": self.lora_pins,
             **environment(self.device),
@@ -305,6 +324,25 @@ class Engine:
         write_json(out_dir / f"{name}.json", record)
         self.progress.item_end(record)
         return record
+
+    def fit_decode(self, job: Job, plan: Plan) -> bool:
+        """Turn the VAE's tiling on for this job when its planned decode would not fit the budget (`memory_budget`,
+        else the GPU's free memory now); off otherwise. Returns whether it is on."""
+        vae = self.family.pipe.vae
+        budget = gpu_budget(self.config)
+        if budget is None or not hasattr(vae, "enable_tiling"):
+            return False
+        memory = memory_plan(self.config, plan, self.sources, job)
+        if self.config.memory_budget is not None:
+            need = memory.peaks[self.config.offload]["decode"]
+        else:  # free memory already excludes what is resident
+            need = memory.decode["plain"]
+        tiled = need > budget
+        vae.enable_tiling() if tiled else vae.disable_tiling()
+        if tiled:
+            self.progress.phase(f"VAE tiling on: the decode needs ≈ {need / 2**30:.2f} GiB, {budget / 2**30:.2f} GiB "
+                                f"available")  # fmt: skip
+        return tiled
 
     def quantization(self, letter: str) -> dict[str, Any] | None:
         """How a model's weights are quantized, for its manifest entry (a GGUF file with its sha256)."""

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
 import re
 from dataclasses import dataclass, field
@@ -24,6 +23,7 @@ from fbgen.core.schedule import Plan
 from fbgen.engine.planning import expert_notes
 from fbgen.families import FAMILIES
 from fbgen.families.base import FamilySpec, checkpoint_switch, component_class, model_index
+from fbgen.families.shipped import shipped
 from fbgen.outputs.checksums import file_sha256
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
@@ -38,6 +38,7 @@ class Source:
     path: Path
     revision: str | None = None  # hub commit hash
     sha256: str | None = None  # content hash of the used subfolders of a local directory
+    shipped: bool = False  # fbgen's own architecture configs, used offline for planning (no weights)
 
     def pin(self) -> dict[str, str | None]:
         return {"id": self.id, "revision": self.revision, "sha256": self.sha256}
@@ -66,6 +67,9 @@ def resolve(ref: ModelRef, subfolders: list[str], what: str, weights: bool = Tru
     try:
         path = Path(snapshot_download(ref.id, revision=ref.revision, allow_patterns=patterns))
     except Exception as e:  # hub errors come in many classes; all mean the same here
+        known = shipped(ref.id)
+        if not weights and known is not None and all((known / s / _config_name(s)).is_file() for s in subfolders):
+            return Source(ref.id, known, None, None, shipped=True)  # a plan needs configs only
         offline = " (HF_HUB_OFFLINE is set: only the local cache is used)" if os.environ.get("HF_HUB_OFFLINE") else ""
         raise ModelError(f"{what}: cannot get {ref.id}{offline}: {type(e).__name__}: {str(e).splitlines()[0]}") from e
     missing = [s for s in subfolders if not (path / s / _config_name(s)).is_file()]
@@ -141,21 +145,6 @@ def gguf_file(ref: ModelRef, what: str) -> tuple[Path, str]:
     return path, file_hashes([path])[0]
 
 
-def parameter_count(source: Source, subfolder: str) -> int | None:
-    """Parameters of a component from its safetensors headers (no tensor is read); None if weights are absent."""
-    from safetensors import safe_open
-
-    files = sorted((source.path / subfolder).glob("*.safetensors"))
-    if not files:
-        return None
-    total = 0
-    for file in files:
-        with safe_open(str(file), framework="pt") as f:
-            for key in f.keys():  # noqa: SIM118 - safe_open is not a dict
-                total += math.prod(f.get_slice(key).get_shape())
-    return total
-
-
 @dataclass
 class Sources:
     """Every model source a run uses, resolved, with the configs read and the component classes checked (no
@@ -228,6 +217,12 @@ class Sources:
             switch = checkpoint_switch(home.path)
         return cls(family, transformers, {m: subfolders[m] for m in used}, text, vae, configs, vae_config, scheduler,
                    pair, switch, files)  # fmt: skip
+
+    def offline_notes(self) -> list[str]:
+        """Which sources are fbgen's shipped architecture configs (the hub could not be reached): said in a plan."""
+        ids = sorted({s.id for s in (*self.transformers.values(), self.text, self.vae) if s.shipped})
+        return [f"offline: planned from fbgen's shipped architecture configs of {i} (the hub and its cache had "
+                f"none; no weights are needed to plan)" for i in ids]  # fmt: skip
 
     def expert_notes(self, plan: Plan) -> list[str]:
         """Steps where a two-expert checkpoint's model runs outside its noise range (see `expert_notes`)."""

@@ -46,6 +46,10 @@ class FamilySpec:
     forward_flops: Callable[[Mapping[str, Any], LatentShape, int], int]  # (transformer config, latent, text tokens)
     block_flops: Callable[[Mapping[str, Any], LatentShape, int], dict[str, int]]  # per block unit, as above
     latent_shape: Callable[[Mapping[str, Any], int, int, int], LatentShape]  # (vae config, height, width, frames)
+    # bytes a forward holds at its peak beyond the weights: (transformer config, latent, text tokens, itemsize)
+    activation_bytes: Callable[[Mapping[str, Any], LatentShape, int, int], int]
+    # bytes the VAE decode holds beyond its weights: (vae config, height, width, frames, tiled)
+    decode_bytes: Callable[[Mapping[str, Any], int, int, int, bool], int]
     scheduler: Callable[..., Any]  # (sampling settings, vae config, checkpoint scheduler config, device) → scheduler
     components: Mapping[str, str]  # component → the class loaded when the checkpoint names none
     transformer: str = "transformer"  # default subfolder of a model letter
@@ -165,10 +169,11 @@ class PipelineFamily:
 
     @classmethod
     def load(cls, transformers: Mapping[str, Weights], text: Path | None, vae: Path, device: str,
-             dtype: torch.dtype) -> PipelineFamily:  # fmt: skip
+             dtype: torch.dtype, place: str | None = None) -> PipelineFamily:  # fmt: skip
         """Every component from local files (safetensors, or GGUF for a transformer), each with the class its
-        checkpoint names, quantized as diffusers quantizes on load. Transformers stay on the CPU (`Residency` places
-        them). Without `text`, the text encoder is not loaded (`fbgen decode` needs the VAE alone)."""
+        checkpoint names, quantized as diffusers quantizes on load. Transformers load onto `place` when given (no
+        full copy in host memory first), else the CPU (`Residency` places them). Without `text`, the text encoder
+        is not loaded (`fbgen decode` needs the VAE alone)."""
         models = {}
         for letter, w in transformers.items():
             model_class = component_class(cls.spec, w.root, w.subfolder, "transformer")
@@ -180,8 +185,8 @@ class PipelineFamily:
                                                      torch_dtype=dtype)  # fmt: skip
             else:
                 model = model_class.from_pretrained(w.root, subfolder=w.subfolder, torch_dtype=dtype,
-                                                    use_safetensors=True,
-                                                    quantization_config=w.quantization)  # fmt: skip
+                                                    use_safetensors=True, quantization_config=w.quantization,
+                                                    device_map=place)  # fmt: skip
             models[letter] = model.eval()
         tokenizer = text_encoder = None
         if text is not None:

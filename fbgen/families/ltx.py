@@ -9,6 +9,7 @@ compression), and the VAE decodes with a timestep (and decode noise from the see
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -54,6 +55,27 @@ def forward_flops(cfg: Mapping[str, Any], latent_shape: LatentShape, text_tokens
     )  # fmt: skip
     head = linear_flops(s, d, cfg["out_channels"])
     return cfg["num_layers"] * sum(block_flops(cfg, latent_shape, text_tokens).values()) + embed + head
+
+
+def activation_bytes(cfg: Mapping[str, Any], latent_shape: LatentShape, text_tokens: int, itemsize: int) -> int:
+    """Peak of one forward beyond the weights, as Wan's estimate (6 S×D in attention, 2 S×D + 2 S×4D in the
+    feed-forward) but for a batch of 2: LTX batches CFG's two branches into one forward."""
+    p, pt = cfg["patch_size"], cfg["patch_size_t"]
+    s, d = tokens(latent_shape, (pt, p, p)), cfg["num_attention_heads"] * cfg["attention_head_dim"]
+    block = max(6 * s * d, 2 * s * d + 8 * s * d) * itemsize
+    return 2 * (block + text_tokens * d * itemsize) + 4 * cfg["in_channels"] * math.prod(latent_shape) * 4
+
+
+def decode_bytes(vae_config: Mapping[str, Any], height: int, width: int, num_frames: int, tiled: bool) -> int:
+    """LTX's VAE decodes every frame at once; its last stage runs at H/p × W/p (p: the VAE's patch size, unpatched
+    into pixels at the end) and holds ~2 tensors of the decoder's first width × frames × H/p × W/p (taken as 4
+    bytes), plus the video. Tiling (diffusers' defaults for this VAE: 512-pixel tiles, 16-frame windows) bounds
+    the area and the frames."""
+    channels = list(vae_config.get("decoder_block_out_channels") or [128])[0]
+    patch = vae_config.get("patch_size", 4)
+    area = min(height * width, 512 * 512) if tiled else height * width
+    frames = min(num_frames, 16) if tiled else num_frames
+    return 2 * 4 * channels * frames * area // (patch * patch) + 4 * 3 * num_frames * height * width
 
 
 def latent_shape(vae_config: Mapping[str, Any], height: int, width: int, num_frames: int) -> LatentShape:
@@ -180,6 +202,8 @@ SPEC = FamilySpec(
     forward_flops=forward_flops,
     block_flops=block_flops,
     latent_shape=latent_shape,
+    activation_bytes=activation_bytes,
+    decode_bytes=decode_bytes,
     scheduler=scheduler,
     components={"transformer": "diffusers.LTXVideoTransformer3DModel", "text_encoder": "transformers.T5EncoderModel",
                 "tokenizer": "transformers.AutoTokenizer", "vae": "diffusers.AutoencoderKLLTXVideo"},  # fmt: skip

@@ -58,6 +58,28 @@ def forward_flops(cfg: Mapping[str, Any], latent_shape: LatentShape, text_tokens
     return cfg["num_layers"] * sum(block_flops(cfg, latent_shape, text_tokens).values()) + embed + head
 
 
+def activation_bytes(cfg: Mapping[str, Any], latent_shape: LatentShape, text_tokens: int, itemsize: int) -> int:
+    """Peak of one forward beyond the weights, at batch 1 (CFG runs its forwards one after another): in a block
+    the attention phase holds ~6 S×D tensors (input, norm, q, k, v, output; the attention kernel itself keeps no
+    S×S matrix) and the feed-forward ~2 S×D + 2 S×F (projection and activation); plus the text states and the
+    float32 latents the scheduler keeps (~4 copies). An estimate, checked against measured GPU peaks when one is
+    available (docs/BENCHMARKS.md)."""
+    s, d, f = tokens(latent_shape, cfg["patch_size"]), cfg["num_attention_heads"] * cfg["attention_head_dim"], \
+        cfg["ffn_dim"]  # fmt: skip
+    block = max(6 * s * d, 2 * s * d + 2 * s * f) * itemsize
+    latents = 4 * cfg["in_channels"] * math.prod(latent_shape) * 4
+    return block + 2 * text_tokens * d * itemsize + latents
+
+
+def decode_bytes(vae_config: Mapping[str, Any], height: int, width: int, num_frames: int, tiled: bool) -> int:
+    """The Wan VAE decodes one latent frame (4 video frames) at a time with a feature cache: its peak is the
+    full-resolution stage, ~4 float32 tensors of base_dim × 4 frames × H × W, plus the decoded video. Tiling
+    (diffusers' 256-pixel tiles) bounds H × W by one tile."""
+    channels = vae_config.get("base_dim", 96) * vae_config.get("dim_mult", [1])[0]
+    area = min(height * width, 256 * 256) if tiled else height * width
+    return 4 * 4 * channels * 4 * area + 4 * 3 * num_frames * height * width
+
+
 def latent_shape(vae_config: Mapping[str, Any], height: int, width: int, num_frames: int) -> LatentShape:
     """Latent (frames, height, width) from the VAE config, as `WanPipeline` reads its scale factors."""
     temporal = vae_config.get("scale_factor_temporal", 4)
@@ -148,6 +170,8 @@ SPEC = FamilySpec(
     forward_flops=forward_flops,
     block_flops=block_flops,
     latent_shape=latent_shape,
+    activation_bytes=activation_bytes,
+    decode_bytes=decode_bytes,
     scheduler=scheduler,
     components={"transformer": "diffusers.WanTransformer3DModel", "text_encoder": "transformers.UMT5EncoderModel",
                 "tokenizer": "transformers.AutoTokenizer", "vae": "diffusers.AutoencoderKLWan"},  # fmt: skip
