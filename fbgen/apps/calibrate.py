@@ -55,7 +55,7 @@ def roles(config: RunConfig) -> tuple[str, str]:
 
 def check_calibration(config: RunConfig, device: str) -> None:
     """What calibration cannot run with, refused before any weights load."""
-    if config.offload == "idle" and device == "cuda":
+    if config.offload in ("idle", "auto") and device == "cuda":  # auto may choose idle
         raise BadInput(f"{config.source}: key 'offload': calibrate runs both models every step; use none or group")
 
 

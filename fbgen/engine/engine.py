@@ -114,7 +114,7 @@ class Engine:
                        torchao_config(config.quantization[m]) if m in config.quantization else None)
             for m, src in sources.transformers.items()
         }  # fmt: skip
-        place = str(device) if config.offload == "none" and device.type == "cuda" else None  # straight to the GPU
+        place = str(device) if config.offload == "none" and device.type == "cuda" else None  # no host copy first
         try:
             family = adapter.load(transformers, sources.text.path, sources.vae.path, str(device), dtype, place)
         except (OSError, ValueError, RuntimeError) as e:  # missing/corrupt weights, shape mismatches
@@ -139,7 +139,8 @@ class Engine:
         """Each job's prompt conditioning. A text encoder released earlier is loaded again first."""
         if not self.family.has_text_encoder:
             self.progress.phase("loading the text encoder again")
-            self.family.set_text_encoder(self.family.load_text_encoder(self.sources.text.path, self.dtype))
+            place = str(self.device) if self.device.type == "cuda" else None
+            self.family.set_text_encoder(self.family.load_text_encoder(self.sources.text.path, self.dtype, place))
         return [self.family.encode(j.prompt, j.negative_prompt, j.uses_cfg(), j.video) for j in jobs]
 
     def release_text_encoder(self) -> None:

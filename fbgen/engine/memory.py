@@ -52,25 +52,36 @@ def tensor_shapes(source: Source, subfolder: str, cls: type) -> dict[str, tuple[
     return {name: tuple(p.shape) for name, p in model.named_parameters()}
 
 
-def weight_bytes(shapes: dict[str, tuple[int, ...]], itemsize: int, quantized: float | None = None) -> int:
+def weight_bytes(shapes: dict[str, tuple[int, ...]], itemsize: int, quantized: float | None = None,
+                 fp32: tuple[str, ...] = ()) -> int:  # fmt: skip
+    """Bytes of the weights as diffusers loads them: modules the class keeps in float32 (`_keep_in_fp32_modules`)
+    at 4 bytes, the other 2-D weights quantized when asked (with a float32 scale per row)."""
     total = 0
     for name, shape in shapes.items():
-        if quantized is not None and len(shape) == 2 and name.endswith("weight"):
-            total += int(math.prod(shape) * quantized) + shape[0] * itemsize  # + one scale per row
+        if set(name.split(".")) & set(fp32):
+            total += math.prod(shape) * 4
+        elif quantized is not None and len(shape) == 2 and name.endswith("weight"):
+            total += int(math.prod(shape) * quantized) + shape[0] * 4
         else:
             total += math.prod(shape) * itemsize
     return total
 
 
-def block_bytes(shapes: dict[str, tuple[int, ...]], itemsize: int, quantized: float | None) -> tuple[int, int]:
+def kept_in_fp32(cls: type, itemsize: int) -> tuple[str, ...]:
+    """The modules a class keeps in float32 when loaded at a lower precision (diffusers' own rule)."""
+    return tuple(getattr(cls, "_keep_in_fp32_modules", None) or ()) if itemsize < 4 else ()
+
+
+def block_bytes(shapes: dict[str, tuple[int, ...]], itemsize: int, quantized: float | None,
+                fp32: tuple[str, ...] = ()) -> tuple[int, int]:  # fmt: skip
     """(bytes outside the repeated blocks, bytes of the largest block): what group offloading keeps resident."""
     blocks: dict[str, dict[str, tuple[int, ...]]] = {}
     rest = {}
     for name, shape in shapes.items():
         match = BLOCK.search(name)
         (blocks.setdefault(match.group(1), {}) if match else rest)[name] = shape
-    largest = max((weight_bytes(b, itemsize, quantized) for b in blocks.values()), default=0)
-    return weight_bytes(rest, itemsize, quantized), largest
+    largest = max((weight_bytes(b, itemsize, quantized, fp32) for b in blocks.values()), default=0)
+    return weight_bytes(rest, itemsize, quantized, fp32), largest
 
 
 @dataclass
@@ -115,17 +126,18 @@ def memory_plan(config: RunConfig, plan: Plan, sources: Sources, job: Any = None
     weights, blocks = {}, {}
     for m, src in sources.transformers.items():
         quantized = QUANTIZATIONS[config.quantization[m]][1] if m in config.quantization else None
-        shapes = tensor_shapes(src, sources.subfolders[m],
-                               component_class(family, src.path, sources.subfolders[m], "transformer"))  # fmt: skip
+        cls = component_class(family, src.path, sources.subfolders[m], "transformer")
+        shapes, fp32 = tensor_shapes(src, sources.subfolders[m], cls), kept_in_fp32(cls, itemsize)
         weights[m] = sources.files[m][0].stat().st_size if m in sources.files else weight_bytes(
-            shapes, itemsize, quantized)  # fmt: skip
-        rest, block = block_bytes(shapes, itemsize, quantized)
+            shapes, itemsize, quantized, fp32)  # fmt: skip
+        rest, block = block_bytes(shapes, itemsize, quantized, fp32)
         blocks[m] = min(weights[m], rest + 2 * block)  # group offload: the rest, one block and the prefetched next
     text = 0
     if family.text_subfolders:
         text_source = sources.text
         text_cls = component_class(family, text_source.path, "text_encoder")
-        text = weight_bytes(tensor_shapes(text_source, "text_encoder", text_cls), itemsize)
+        text = weight_bytes(tensor_shapes(text_source, "text_encoder", text_cls), itemsize, None,
+                            kept_in_fp32(text_cls, itemsize))  # fmt: skip
     vae_cls = component_class(family, sources.vae.path, "vae")
     vae_itemsize = 4 if family.name == "wan" else itemsize  # Wan's VAE runs in float32
     vae = weight_bytes(tensor_shapes(sources.vae, "vae", vae_cls), vae_itemsize)

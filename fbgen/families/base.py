@@ -172,8 +172,8 @@ class PipelineFamily:
              dtype: torch.dtype, place: str | None = None) -> PipelineFamily:  # fmt: skip
         """Every component from local files (safetensors, or GGUF for a transformer), each with the class its
         checkpoint names, quantized as diffusers quantizes on load. Transformers load onto `place` when given (no
-        full copy in host memory first), else the CPU (`Residency` places them). Without `text`, the text encoder
-        is not loaded (`fbgen decode` needs the VAE alone)."""
+        full copy in host memory first), else the CPU (`Residency` places them); a GPU's text encoder loads onto
+        it. Without `text`, the text encoder is not loaded (`fbgen decode` needs the VAE alone)."""
         models = {}
         for letter, w in transformers.items():
             model_class = component_class(cls.spec, w.root, w.subfolder, "transformer")
@@ -191,16 +191,19 @@ class PipelineFamily:
         tokenizer = text_encoder = None
         if text is not None:
             tokenizer = component_class(cls.spec, text, "tokenizer").from_pretrained(text, subfolder="tokenizer")
-            text_encoder = cls.load_text_encoder(text, dtype).to(device)
+            on_gpu = str(device) if torch.device(device).type == "cuda" else None
+            text_encoder = cls.load_text_encoder(text, dtype, on_gpu).to(device)
         vae_model = component_class(cls.spec, vae, "vae").from_pretrained(
             vae, subfolder="vae", torch_dtype=cls.vae_dtype or dtype, use_safetensors=True
         ).eval()  # fmt: skip
         return cls(models, tokenizer, text_encoder, vae_model.to(device), device)
 
     @classmethod
-    def load_text_encoder(cls, root: Path, dtype: torch.dtype) -> torch.nn.Module:
+    def load_text_encoder(cls, root: Path, dtype: torch.dtype, place: str | None = None) -> torch.nn.Module:
+        """The text encoder, onto `place` directly when given (UMT5-XXL is 11 GB: no host copy first)."""
         encoder = component_class(cls.spec, root, "text_encoder")
-        return encoder.from_pretrained(root, subfolder="text_encoder", torch_dtype=dtype, use_safetensors=True).eval()
+        return encoder.from_pretrained(root, subfolder="text_encoder", torch_dtype=dtype, use_safetensors=True,
+                                       device_map=place).eval()  # fmt: skip
 
     @property
     def has_text_encoder(self) -> bool:
