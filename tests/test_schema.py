@@ -11,7 +11,7 @@ import pytest
 from fbgen.config import RunConfig, keys, load_config, validate
 from fbgen.config.loading import parse_yaml
 from fbgen.config.schema import reference_markdown
-from fbgen.core.errors import BadInput, ModelError
+from fbgen.core.errors import BadInput
 from fbgen.engine.job import Job
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -171,5 +171,5 @@ def test_every_shipped_config_validates_offline():
     stock = configs["wan2.2-a14b-stock.yaml"]
     assert (stock.schedule, stock.boundaries, stock.boundary_unit) == ("HL", (0.875,), "sigma")
     assert configs["wan2.2-a14b-1.3b-hsl.yaml"].schedule == "HSL"
-    with pytest.raises(ModelError, match="model_index.json .*HF_HUB_OFFLINE"):  # without the hub or its cache
-        load_config(paths["wan2.2-a14b-stock.yaml"])
+    # without the hub or its cache, the switch comes from fbgen's shipped copy of the A14B's model_index.json
+    assert load_config(paths["wan2.2-a14b-stock.yaml"]).boundaries == (0.875,)

@@ -56,8 +56,8 @@ class RunConfig:
 
     # -- load time: one engine per combination -------------------------------------------------------------------
     family: str = key("load", "model family: wan, ltx or demo", "wan")
-    models: dict[str, ModelRef] = key("load", "letter → hub id, local directory or {id, revision, subfolder}; "
-                                              "large/small/medium mean L/S/M",
+    models: dict[str, ModelRef] = key("load", "letter → hub id, local directory or {id, revision, subfolder, file "
+                                              "(a .gguf)}; large/small/medium mean L/S/M",
                                       shown="demo: the shipped pair")  # fmt: skip
     text_encoder: ModelRef | None = key("load", "where the text encoder comes from (default: the large model's repo)")
     vae: ModelRef | None = key("load", "where the VAE comes from (default: the large model's repo)")
