@@ -101,3 +101,14 @@ def test_wan22_harness_runs_tiny_and_its_flops_add_up(tmp_path):
     f_l = runs["HL"]["flops"] / 10  # every HL step runs an expert (H and L have one config)
     f_s = (runs["HSL"]["flops"] - 6 * f_l) / 4
     assert 0 < f_s < f_l and result["summary"]["HSL"]["vs_stock_flops"] == pytest.approx(0.6 + 0.4 * f_s / f_l)
+
+
+def test_memory_harness_runs_tiny(tmp_path):
+    """The GPU memory/quantization harness at tiny configs on CPU: every mode it can run here leaves a result."""
+    pytest.importorskip("torchao")
+    memory = load_harness("memory")
+    out = tmp_path / "memory.json"
+    memory.main(["--tiny", "--steps", "3", "--modes", "none,group,int8", "--json", str(out)])
+    runs = json.loads(out.read_text())["runs"]
+    assert set(runs) == {"stock LLL", "none", "group", "int8"}
+    assert all(len(runs[m]["step_s"]) == 3 and set(runs[m]["per_model_s"]) == {"L", "S"} for m in ("none", "int8"))
