@@ -535,7 +535,7 @@ def plan(
     def body() -> int:
         from fbgen.apps.reporting import plan_table, quiet_libraries, tflop
         from fbgen.config import load_config
-        from fbgen.engine.memory import choose_offload, gpu_budget, memory_plan
+        from fbgen.engine.memory import choose, gpu_budget, memory_plan, needs_choice
         from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
         from fbgen.engine.sources import Sources
 
@@ -544,12 +544,14 @@ def plan(
         sources = Sources.open(cfg, weights=False)
         scheduler, the_plan = make_plan(cfg, sources.family, sources.vae_config, sources.scheduler_config)
         flops = plan_flops_for(cfg, the_plan, sources.family, sources.configs, sources.vae_config)
-        memory = memory_plan(cfg, the_plan, sources)
-        lines = memory.lines(cfg.offload)
-        if cfg.offload == "auto":
+        lines, shown = [], cfg.offload
+        if needs_choice(cfg):
             budget = gpu_budget(cfg)
-            lines.append(choose_offload(memory, budget, cfg.source)[1] if budget is not None else
-                         "offload auto: chosen at run time against the GPU's free memory (or set memory_budget)")
+            cfg, why = choose(cfg, the_plan, sources, budget)
+            lines.append(f"auto: {why}" + ("" if budget is not None else
+                                            "; on a GPU its free memory decides (or set memory_budget)"))
+        memory = memory_plan(cfg, the_plan, sources)
+        lines = memory.lines(shown) + lines
         lines += sources.offline_notes()
         known = any(s.shipped for s in sources.transformers.values())  # offline: the scheduler config is not known
         notes = [] if known else scheduler_differences(scheduler, sources.scheduler_config)

@@ -3,6 +3,7 @@ offline for every shipped config from fbgen's architecture configs, `offload: au
 VAE tiling when a decode would not fit, and a decode that runs out of memory keeping its latents."""
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from fbgen.core.errors import BadInput, FbgenError
 from fbgen.engine.decode import decode_file
 from fbgen.engine.engine import Engine
 from fbgen.engine.job import Job
-from fbgen.engine.memory import MODES, choose_offload, memory_plan
+from fbgen.engine.memory import MODES, choose, memory_plan
 from fbgen.engine.planning import make_plan
 from fbgen.engine.sources import Sources
 from fbgen.families.shipped import repositories, shipped
@@ -91,16 +92,33 @@ def test_shipped_configs_have_the_published_sizes():
 def test_offload_auto_picks_the_fastest_that_fits():
     config = load_config(CONFIGS[[p.name for p in CONFIGS].index("wan2.1-14b-1.3b-lsl.yaml")], ["offload=auto"])
     sources = Sources.open(config, weights=False)
-    memory = memory_plan(config, make_plan(config, sources.family, sources.vae_config)[1], sources)
+    plan = make_plan(config, sources.family, sources.vae_config)[1]
+    memory = memory_plan(config, plan, sources)
     none, idle, group = (memory.peak(m) for m in MODES)
     assert none > idle > group  # at 480x832x81: 14B + 1.3B resident > the pair at a switch > block by block
-    assert choose_offload(memory, none, "c")[0] == "none"
-    assert choose_offload(memory, none - 1, "c")[0] == "idle"
-    mode, reason = choose_offload(memory, idle - 1, "c")
-    assert mode == "group" and "none needs" in reason and "idle needs" in reason
-    with pytest.raises(BadInput, match="auto found nothing that fits"):
-        choose_offload(memory, group - 1, "c")
-    assert choose_offload(memory, None, "c")[0] == "none"  # no GPU: nothing to offload to
+    assert choose(config, plan, sources, none)[0].offload == "none"
+    assert choose(config, plan, sources, none - 1)[0].offload == "idle"
+    chosen, reason = choose(config, plan, sources, idle - 1)
+    assert chosen.offload == "group" and "none needs" in reason and "idle needs" in reason
+    with pytest.raises(BadInput, match="nothing fits"):
+        choose(config, plan, sources, group - 1)
+    assert choose(config, plan, sources, None)[0].offload == "none"  # no GPU: nothing to offload to
+
+
+def test_quantization_auto_quantizes_only_when_that_is_what_fits():
+    """`quantization: auto` with `offload: auto`: bf16 residencies first, then the same quantized, then group."""
+    pytest.importorskip("torchao")
+    config = load_config(CONFIGS[[p.name for p in CONFIGS].index("wan2.1-14b-1.3b-lsl.yaml")],
+                         ["offload=auto", "quantization=auto", "device=cpu"])  # fmt: skip
+    assert config.quantization == {"L": "auto", "S": "auto"}
+    sources = Sources.open(config, weights=False)
+    plan = make_plan(config, sources.family, sources.vae_config)[1]
+    plain = memory_plan(replace(config, quantization={}), plan, sources)
+    int8 = memory_plan(replace(config, quantization={"L": "int8_weight_only", "S": "int8_weight_only"}), plan, sources)
+    assert choose(config, plan, sources, plain.peak("idle"))[0].quantization == {}
+    chosen, reason = choose(config, plan, sources, int8.peak("none"))
+    assert (chosen.offload, chosen.quantization) == ("none", {"L": "int8_weight_only", "S": "int8_weight_only"})
+    assert "idle needs" in reason and int8.peak("none") < plain.peak("idle")
 
 
 def test_auto_and_tiling_act_on_a_budget_and_say_so(write_config):
@@ -112,7 +130,7 @@ def test_auto_and_tiling_act_on_a_budget_and_say_so(write_config):
     budget = (memory.peak("group") + memory.peak("idle")) // 2
     config = load_config(write_config(offload="auto", memory_budget=budget))
     engine = Engine.open(config)
-    assert engine.config.offload == "group" and "offload auto chose group" in engine.offload_reason
+    assert engine.config.offload == "group" and "auto: chose group" in engine.offload_reason
     record = engine.render(Job.of(config))
     assert record["offload"] == "group" and record["offload_reason"] == engine.offload_reason
     assert record["vae_tiling"] is (memory.peaks["group"]["decode"] > budget)

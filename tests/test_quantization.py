@@ -135,7 +135,7 @@ def test_what_this_machine_cannot_run_is_one_line_before_loading(raw, message):
 
 
 @pytest.mark.parametrize("raw, message", [
-    ({"quantization": "int3"}, "key 'quantization.L': must be one of none, int8_weight_only"),
+    ({"quantization": "int3"}, "key 'quantization.L': must be one of none, auto, int8_weight_only"),
     ({"quantization": {"Q": "int8_weight_only"}}, "key 'quantization.Q': names no model"),
     ({"models": {"L": {"id": "x", "file": "w.safetensors"}}}, "key 'models.L.file': expected a GGUF file"),
     ({"models": {"L": {"id": "x", "file": "w.gguf"}}, "quantization": {"L": "int8_weight_only"}},

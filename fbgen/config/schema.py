@@ -65,8 +65,9 @@ class RunConfig:
     device: str = key("load", "auto, cpu, cuda or cuda:N", "auto")
     offload: str = key("load", f"transformer residency: {', '.join(OFFLOADS)} (auto: the fastest that fits)", "none")
     compile: bool = key("load", "torch.compile the repeated transformer blocks", False)
-    quantization: dict[str, str] = key("load", f"torchao weights, for all models or per letter: none, "
-                                               f"{', '.join(QUANTIZATIONS)} (a GGUF `file:` is its own)", None,
+    quantization: dict[str, str] = key("load", f"torchao weights, for all models or per letter: none, auto (only "
+                                               f"if needed to fit), {', '.join(QUANTIZATIONS)} (a GGUF `file:` is "
+                                               f"its own)", None,
                                        shown="none")  # fmt: skip
     memory_budget: int | None = key("load", "GPU bytes `offload: auto` may plan for, e.g. 24GiB (default: the "
                                             "GPU's free memory)", None, shown="free memory")  # fmt: skip

@@ -411,7 +411,7 @@ class _Checker:
         value = self.raw.get("quantization")
         if value in (None, "none", {}):
             return {}
-        allowed = ("none", *QUANTIZATIONS)
+        allowed = ("none", "auto", *QUANTIZATIONS)  # auto: only if `offload`'s plan needs it to fit
         if isinstance(value, str):
             value = {m: value for m, ref in models.items() if ref.file is None}
         if not isinstance(value, dict):

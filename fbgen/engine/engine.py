@@ -32,9 +32,9 @@ from fbgen.core.sampler import Denoiser, Prediction, guided, sample
 from fbgen.core.schedule import Plan
 from fbgen.engine.job import Job, job_name
 from fbgen.engine.loading import accelerate, load_loras, reset_cache, torchao_config
-from fbgen.engine.memory import choose_offload, gpu_budget, memory_plan
+from fbgen.engine.memory import choose, gpu_budget, memory_plan, needs_choice
 from fbgen.engine.planning import make_plan, plan_flops_for, scheduler_differences
-from fbgen.engine.preflight import check_writable, preflight
+from fbgen.engine.preflight import check_quantization, check_writable, preflight
 from fbgen.engine.progress import NoProgress, Progress
 from fbgen.engine.residency import Residency
 from fbgen.engine.sources import Sources
@@ -102,10 +102,11 @@ class Engine:
             config = replace(config, expert_switch=sources.expert_switch)
         first, plan = make_plan(config, sources.family, sources.vae_config, sources.scheduler_config)
         offload_reason = None
-        if config.offload == "auto":  # the fastest residency whose planned peak fits, before anything loads
-            mode, offload_reason = choose_offload(memory_plan(config, plan, sources), gpu_budget(config), config.source)
-            config = replace(config, offload=mode)
+        if needs_choice(config):  # the fastest residency (and quantization) whose planned peak fits, before loading
+            config, offload_reason = choose(config, plan, sources, gpu_budget(config))
+            offload_reason = f"auto: {offload_reason}"
             progress.phase(offload_reason)
+            check_quantization(config)  # what auto chose must run here too
         for line in scheduler_differences(first, sources.scheduler_config) + sources.expert_notes(plan):
             progress.phase(f"note: {line}")
         adapter = sources.family.adapter()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -164,21 +164,56 @@ def memory_plan(config: RunConfig, plan: Plan, sources: Sources, job: Any = None
     return MemoryPlan(weights, text, vae, activations, decode, peaks, host, pairs)
 
 
-def choose_offload(memory: MemoryPlan, budget: int | None, source: str) -> tuple[str, str]:
-    """`offload: auto`: the fastest residency whose planned peak fits `budget` bytes, and why."""
-    if budget is None:
-        return "none", "no GPU and no memory_budget: nothing to offload to"
+def needs_choice(config: RunConfig) -> bool:
+    """Whether `choose` has something to decide: `offload: auto` or a model with `quantization: auto`."""
+    return config.offload == "auto" or "auto" in config.quantization.values()
+
+
+def choose(config: RunConfig, plan: Plan, sources: Sources, budget: int | None) -> tuple[RunConfig, str]:
+    """`offload: auto` / `quantization: auto`: the fastest residency — and, for the models that allow it, weight
+    quantization — whose planned peak fits `budget` bytes; the config with the choice made, and why.
+
+    Tried in this order (fastest first, as measured on H100s for the pair: whole-model residency beats block
+    streaming, and weight-only quantization costs less than streaming blocks): none, idle, none + quantized,
+    idle + quantized, group, group + quantized. Quantized means float8 weight-only on GPUs with float8, else int8."""
+    modes = MODES if config.offload == "auto" else (config.offload,)
+    auto = [m for m, q in config.quantization.items() if q == "auto"]
+    fixed = {m: q for m, q in config.quantization.items() if q != "auto"}
+    kind = auto_quantization(config) if auto else None
+    order = [(m, False) for m in modes if m != "group"] + [(m, True) for m in modes if m != "group"]
+    order += [(m, q) for m in modes if m == "group" for q in (False, True)]
     tried = []
-    for mode in MODES:
-        peak = memory.peak(mode)
+    for mode, quantized in order:
+        if quantized and kind is None:
+            continue
+        candidate = replace(config, offload=mode, quantization={**fixed, **dict.fromkeys(auto if quantized else [],
+                                                                                          kind)})  # fmt: skip
+        what = mode + (f" + {kind}" if quantized else "")
+        if budget is None:
+            return candidate, f"{what}: no GPU and no memory_budget to plan against"
+        peak = memory_plan(candidate, plan, sources).peak(mode)
         if peak <= budget:
-            faster = "; ".join(tried)
-            return mode, (f"offload auto chose {mode}: planned peak {peak / GiB:.2f} GiB fits {budget / GiB:.2f} GiB"
-                          + (f" ({faster})" if faster else ""))  # fmt: skip
-        tried.append(f"{mode} needs {peak / GiB:.2f} GiB")
-    raise BadInput(f"{source}: key 'offload': auto found nothing that fits {budget / GiB:.2f} GiB ({'; '.join(tried)});"
-                   f" quantize the large model (quantization: int8_weight_only), lower the size or frames, or raise "
-                   f"memory_budget")  # fmt: skip
+            earlier = f" ({'; '.join(tried)})" if tried else ""
+            return candidate, f"chose {what}: planned peak {peak / GiB:.2f} GiB fits {budget / GiB:.2f} GiB{earlier}"
+        tried.append(f"{what} needs {peak / GiB:.2f} GiB")
+    raise BadInput(f"{config.source}: key 'offload': nothing fits {budget / GiB:.2f} GiB ({'; '.join(tried)}); "
+                   f"quantize the large model (quantization: int8_weight_only or auto), lower the size or frames, or "
+                   f"raise memory_budget")  # fmt: skip
+
+
+def auto_quantization(config: RunConfig) -> str | None:
+    """What `quantization: auto` may use here: float8 weights on GPUs that have float8, else int8; None without
+    torchao (then auto only chooses the residency)."""
+    import importlib.util
+
+    if importlib.util.find_spec("torchao") is None:
+        return None
+    cuda = config.device.startswith("cuda") or (config.device == "auto" and torch.cuda.is_available())
+    if cuda and torch.cuda.is_available():
+        device = torch.device("cuda" if config.device == "auto" else config.device)
+        if torch.cuda.get_device_capability(device) >= (8, 9):
+            return "float8_weight_only"
+    return "int8_weight_only"
 
 
 def gpu_budget(config: RunConfig) -> int | None:

@@ -10,6 +10,7 @@ import torch
 
 from fbgen.config import RunConfig
 from fbgen.core.errors import BadInput
+from fbgen.engine.loading import torchao_config
 
 
 def preflight(config: RunConfig) -> None:
@@ -70,7 +71,7 @@ def check_quantization(config: RunConfig) -> None:
     capability 8.9 or newer (Ada, Hopper), for int4 a CUDA GPU: one line now, not a kernel error after loading."""
     import importlib.util
 
-    kinds = set(config.quantization.values())
+    kinds = set(config.quantization.values()) - {"auto"}  # auto is resolved against the plan, when it is known
     where = f"{config.source}: key 'quantization'"
     if kinds and importlib.util.find_spec("torchao") is None:
         raise BadInput(f"{where}: {', '.join(sorted(kinds))} needs torchao (pip install 'fbgen[quant]')")
@@ -85,3 +86,8 @@ def check_quantization(config: RunConfig) -> None:
         if kind.startswith("float8") and torch.cuda.get_device_capability(gpu) < (8, 9):
             raise BadInput(f"{where}: {kind} needs a GPU with float8 (compute capability 8.9+: Ada, Hopper); this "
                            f"one is {torch.cuda.get_device_name(gpu)}; use int8_weight_only")  # fmt: skip
+        try:
+            torchao_config(kind)  # this torch and this torchao can build it
+        except Exception as e:  # ImportError, TypeError, ValueError, version checks: all mean the same here
+            raise BadInput(f"{where}: {kind} cannot run with torch {torch.__version__} and this torchao: "
+                           f"{type(e).__name__}: {str(e).splitlines()[0][:160]}") from None  # fmt: skip

@@ -87,7 +87,7 @@ class _PinnedModel:
     def __init__(self, module: nn.Module):
         module.to("cpu")
         self.tensors = [*module.parameters(), *module.buffers()]
-        self.host = [t.detach().pin_memory() for t in self.tensors]
+        self.host = [_pinned(t) for t in self.tensors]
         for tensor, host in zip(self.tensors, self.host):
             tensor.data = host
         self.staged: list[torch.Tensor] | None = None
@@ -113,3 +113,12 @@ class _PinnedModel:
         for tensor, host in zip(self.tensors, self.host):
             tensor.data = host
         self.staged, self.ready = None, None
+
+
+def _pinned(tensor: torch.Tensor) -> torch.Tensor:
+    """A pinned host copy (async copies need one); a tensor type that cannot be pinned (a quantized tensor
+    subclass may not implement it) gets a plain host copy: its moves are then synchronous, but correct."""
+    try:
+        return tensor.detach().pin_memory()
+    except (RuntimeError, NotImplementedError, TypeError):
+        return tensor.detach().clone()
