@@ -1,8 +1,6 @@
 """Calibration on tiny models: divergence traces, outputs, per-prompt resume, the CLI."""
 
 import json
-import subprocess
-import sys
 
 import pytest
 import yaml
@@ -90,14 +88,18 @@ def test_interrupted_calibration_resumes_per_prompt(write_config, tmp_path):
 
 
 def test_cli_calibrate(write_config, tmp_path):
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
     (tmp_path / "p.txt").write_text("a red cat\na blue dog\n")
     config = write_config(steps=6)
-    cmd = [sys.executable, "-m", "fbgen", "calibrate", str(config), "--prompts", str(tmp_path / "p.txt")]
-    result = subprocess.run([*cmd, "--json", "--out", str(tmp_path / "c")], capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    cmd = ["calibrate", str(config), "--prompts", str(tmp_path / "p.txt")]
+    result = CliRunner().invoke(app, [*cmd, "--json", "--out", str(tmp_path / "c")])  # in-process
+    assert result.exit_code == 0, result.stderr
     assert set(json.loads(result.stdout)["boundaries"]["steps"]) <= set(range(6))
-    bad = subprocess.run([*cmd[:-1], str(tmp_path / "missing.txt")], capture_output=True, text=True)
-    assert bad.returncode == 2 and "missing.txt" in bad.stderr
+    bad = CliRunner().invoke(app, [*cmd[:-1], str(tmp_path / "missing.txt")])
+    assert bad.exit_code == 2 and "missing.txt" in bad.stderr
 
 
 def test_calibrate_runs_on_ltx(write_ltx_config, tmp_path):
