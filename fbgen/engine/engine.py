@@ -334,11 +334,11 @@ class Engine:
         budget = gpu_budget(self.config)
         if budget is None or not hasattr(vae, "enable_tiling"):
             return False
-        memory = memory_plan(self.config, plan, self.sources, job)
-        if self.config.memory_budget is not None:
-            need = memory.peaks[self.config.offload]["decode"]
-        else:  # free memory already excludes what is resident
-            need = memory.decode["plain"]
+        if self.config.memory_budget is not None:  # the whole decode phase must fit the stated budget
+            need = memory_plan(self.config, plan, self.sources, job).peaks[self.config.offload]["decode"]
+        else:  # free memory already excludes what is resident: the decode itself must fit it
+            need = self.sources.family.decode_bytes(self.sources.vae_config, job.height, job.width, job.num_frames,
+                                                    False)  # fmt: skip
         tiled = need > budget
         vae.enable_tiling() if tiled else vae.disable_tiling()
         if tiled:
