@@ -9,6 +9,7 @@ estimates (`FamilySpec.activation_bytes`, `decode_bytes`), stated as such.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ BLOCK = re.compile(r"(?:^|\.)(?:blocks|transformer_blocks)\.(\d+)\.")
 GiB = 2**30
 
 
+@functools.lru_cache(maxsize=64)  # `auto` plans several candidates; a checkpoint's shapes do not change
 def tensor_shapes(source: Source, subfolder: str, cls: type) -> dict[str, tuple[int, ...]]:
     """Every weight's shape: from the safetensors headers (no tensor is read), else built from the config on the
     meta device (an offline plan from shipped configs)."""
@@ -139,7 +141,8 @@ def memory_plan(config: RunConfig, plan: Plan, sources: Sources, job: Any = None
         text = weight_bytes(tensor_shapes(text_source, "text_encoder", text_cls), itemsize, None,
                             kept_in_fp32(text_cls, itemsize))  # fmt: skip
     vae_cls = component_class(family, sources.vae.path, "vae")
-    vae_itemsize = 4 if family.name == "wan" else itemsize  # Wan's VAE runs in float32
+    vae_dtype = family.adapter().vae_dtype  # a family may run its VAE at its own precision (Wan: float32)
+    vae_itemsize = vae_dtype.itemsize if vae_dtype is not None else itemsize
     vae = weight_bytes(tensor_shapes(sources.vae, "vae", vae_cls), vae_itemsize)
     shape = family.latent_shape(sources.vae_config, job.height, job.width, job.num_frames)
     used = sorted(set(plan.models))
@@ -191,7 +194,10 @@ def choose(config: RunConfig, plan: Plan, sources: Sources, budget: int | None) 
         what = mode + (f" + {kind}" if quantized else "")
         if budget is None:
             return candidate, f"{what}: no GPU and no memory_budget to plan against"
-        peak = memory_plan(candidate, plan, sources).peak(mode)
+        memory = memory_plan(candidate, plan, sources)
+        peak = memory.peak(mode)
+        if peak > budget:  # the engine tiles the VAE when the decode would not fit: plan with that
+            peak = memory.peak(mode, tiled=True)
         if peak <= budget:
             earlier = f" ({'; '.join(tried)})" if tried else ""
             return candidate, f"chose {what}: planned peak {peak / GiB:.2f} GiB fits {budget / GiB:.2f} GiB{earlier}"
