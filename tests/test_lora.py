@@ -1,13 +1,13 @@
 """A LoRA per model, through diffusers' own Wan LoRA loader: exact against WanPipeline.load_lora_weights."""
 
-import subprocess
-import sys
 
 import pytest
 import torch
 from diffusers import WanPipeline, WanTransformer3DModel
 from engines import run_config
+from typer.testing import CliRunner
 
+from fbgen.cli import app
 from fbgen.config import load_config
 from fbgen.core.solvers import make_scheduler
 from fbgen.engine.engine import Engine
@@ -90,6 +90,5 @@ def test_missing_or_pickled_lora_exits_3(write_config, tmp_path):
     torch.save({"transformer.blocks.0.attn1.to_q.lora_A.weight": torch.zeros(4, 32)},
                pickled / "pytorch_lora_weights.bin")  # fmt: skip
     for path in (tmp_path / "missing", pickled):
-        result = subprocess.run([sys.executable, "-m", "fbgen", "run", str(write_config(lora={"S": str(path)}))],
-                                capture_output=True, text=True, timeout=300)  # fmt: skip
-        assert result.returncode == 3 and "lora.S: cannot load" in result.stderr, result.stderr
+        result = CliRunner().invoke(app, ["run", str(write_config(lora={"S": str(path)}))])  # in-process
+        assert result.exit_code == 3 and "lora.S: cannot load" in result.stderr, result.stderr
