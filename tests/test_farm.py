@@ -104,7 +104,11 @@ def test_preemption_with_requeue_resumes_and_finishes(slurm, write_config, tmp_p
     held = wait_for(lambda: running_claim(out), "the task to claim an item", timeout=600)
     slurm.run("scontrol", "requeue", job)  # what pre-emption does: SIGTERM, then back to the queue
     wait_for(lambda: claims(out)[held]["state"] != "running", "the pre-empted task to release its item")
-    slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now")  # skip SLURM's 2-minute requeue delay
+    # skip SLURM's 2-minute requeue delay, once the job is back in the queue (an update while it is still
+    # completing does not stick)
+    wait_for(lambda: slurm.job(job).get("JobState") not in ("RUNNING", "COMPLETING"), "the requeue to finish")
+    if slurm.job(job).get("JobState") == "PENDING":
+        slurm.run("scontrol", "update", f"JobId={job}", "StartTime=now", check=False)
     slurm.wait_gone(job, timeout=900)
     log = next((tmp_path / "logs").glob(f"fbgen-{job}_0.log")).read_text()
     assert slurm.job(job)["ExitCode"] == "0:0" and slurm.job(job)["Restarts"] == "1", log
