@@ -36,6 +36,7 @@ from speed import (  # noqa: E402
     apply_variant,
     build_models,
     environment,
+    random_cond,
     time_fbgen,
     time_stock,
 )
@@ -102,10 +103,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     def fresh():
         models, vae, text_dim = build_models("wan", tiny, device, dtype)
         family = spec.adapter()(models, None, None, vae, device)
-        g = torch.Generator("cpu").manual_seed(0)
-        cond = family.prompt_class(*[torch.randn(1, spec.max_sequence_length, text_dim, generator=g).to(device, dtype)
-                                     for _ in range(2)])  # fmt: skip
-        return models, family, cond
+        return models, family, random_cond(family, text_dim, device, dtype)
 
     def measure(key: str, models, family, cond, offload: str, quantization: str | None = None,
                 keys: dict | None = None, cap: int | None = None) -> None:  # fmt: skip

@@ -152,6 +152,18 @@ def in_memory_sources(family: Any) -> Sources:
     return Sources(family.spec, {}, {}, None, None, configs, dict(family.pipe.vae.config), None)  # type: ignore[arg-type]
 
 
+def random_cond(family: Any, text_dim: int, device: torch.device, dtype: torch.dtype) -> Any:
+    """Seeded random prompt embeddings (positive, negative) in the family's conditioning type: speed does not
+    depend on what the text says, and the text encoder is not part of what is timed."""
+    spec = family.spec
+    g = torch.Generator("cpu").manual_seed(0)
+    embeds = [torch.randn(1, spec.max_sequence_length, text_dim, generator=g).to(device, dtype) for _ in range(2)]
+    if spec.name == "ltx":  # LTX takes attention masks beside its embeddings
+        mask = torch.ones(1, spec.max_sequence_length, device=device)
+        return family.prompt_class(embeds[0], mask, embeds[1], mask)
+    return family.prompt_class(*embeds)
+
+
 def latent_shape(family: Any, size: tuple[int, int, int]) -> tuple[int, int, int]:
     return family.spec.latent_shape(dict(family.pipe.vae.config), *size)
 
@@ -429,13 +441,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     models, vae, text_dim = build_models(args.family, tiny, device, dtype)
     spec = FAMILIES[args.family]
     family = spec.adapter()(models, None, None, vae, device)
-    g = torch.Generator("cpu").manual_seed(0)
-    embeds = [torch.randn(1, spec.max_sequence_length, text_dim, generator=g).to(device, dtype) for _ in range(2)]
-    if args.family == "ltx":
-        mask = torch.ones(1, spec.max_sequence_length, device=device)
-        cond = family.prompt_class(embeds[0], mask, embeds[1], mask)
-    else:
-        cond = family.prompt_class(*embeds)
+    cond = random_cond(family, text_dim, device, dtype)
 
     variants = [v for v in args.variants.split(",") if v]
     result: dict[str, Any] = {**environment(device), "tiny": tiny, "shapes": []}

@@ -29,7 +29,19 @@ import torch
 from diffusers import AutoencoderKLWan, WanPipeline
 
 sys.path.insert(0, str(Path(__file__).parent))
-from speed import WAN_1_3B, WAN_14B, Clock, Timing, _peak, _reset_peak, _StepMarks, build_transformer, environment  # noqa: E402
+from speed import (  # noqa: E402
+    WAN_1_3B,
+    WAN_14B,
+    Clock,
+    Timing,
+    _peak,
+    _reset_peak,
+    _StepMarks,
+    build_transformer,
+    environment,
+    in_memory_sources,
+    random_cond,
+)
 
 from fbgen.config import validate  # noqa: E402
 from fbgen.core.solvers import make_scheduler  # noqa: E402
@@ -37,7 +49,6 @@ from fbgen.engine.engine import Engine  # noqa: E402
 from fbgen.engine.job import Job  # noqa: E402
 from fbgen.engine.planning import plan_flops_for  # noqa: E402
 from fbgen.engine.residency import Residency  # noqa: E402
-from fbgen.engine.sources import Sources  # noqa: E402
 from fbgen.families import FAMILIES  # noqa: E402
 
 RATIO, SHIFT = 0.875, 12.0
@@ -119,11 +130,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     models, vae, text_dim = build(tiny, device, dtype)
     spec = FAMILIES["wan"]
     family = spec.adapter()(models, None, None, vae, device)
-    configs = {m: dict(model.config) for m, model in models.items()}
-    sources = Sources(spec, {}, {}, None, None, configs, dict(vae.config), None)  # type: ignore[arg-type]
-    g = torch.Generator("cpu").manual_seed(0)
-    cond = family.prompt_class(*[torch.randn(1, spec.max_sequence_length, text_dim, generator=g).to(device, dtype)
-                                 for _ in range(2)])  # fmt: skip
+    sources, cond = in_memory_sources(family), random_cond(family, text_dim, device, dtype)
     result: dict[str, Any] = {**environment(device), "tiny": tiny, "size": list(size), "steps": args.steps,
                               "runs": {}}  # fmt: skip
 

@@ -8,8 +8,8 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
-import yaml
 from diffusers import LTXPipeline, WanPipeline
+from engines import denoised_latents, yaml_config
 
 from fbgen.apps.tiny import (
     SMALL,
@@ -22,7 +22,6 @@ from fbgen.apps.tiny import (
 from fbgen.config import load_config
 from fbgen.core.errors import ModelError
 from fbgen.core.solvers import make_scheduler
-from fbgen.engine.engine import Engine
 from fbgen.engine.job import Job
 from fbgen.engine.planning import make_plan
 from fbgen.engine.sources import Sources
@@ -30,15 +29,7 @@ from fbgen.families import FAMILIES
 
 
 def write(tmp_path, data, name="run.yaml"):
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return load_config(path)
-
-
-def render_latents(config, seed=0):
-    engine = Engine.open(config)
-    job = Job.of(config, seed=seed)
-    return engine, engine.denoise(job, engine.encode([job])[0]).latents
+    return load_config(yaml_config(tmp_path / name, data))
 
 
 def test_two_experts_of_one_repository_switch_exactly_as_wan_pipeline(tmp_path, wan22):
@@ -51,7 +42,7 @@ def test_two_experts_of_one_repository_switch_exactly_as_wan_pipeline(tmp_path, 
         "guidance_scale": {"H": 4.0, "W": 3.0}, "height": 32, "width": 48, "num_frames": 5, "prompt": "a red cat",
         "device": "cpu", "output_dir": str(tmp_path / "out"),
     })  # fmt: skip
-    engine, ours = render_latents(config, seed=4)
+    engine, ours = denoised_latents(config, seed=4)
     assert engine.sources.subfolders == {"H": "transformer", "W": "transformer_2"}
     plan = engine.plan(Job.of(config))[1]
     assert "H" in plan.models and "W" in plan.models
@@ -88,7 +79,7 @@ def test_text_encoder_class_comes_from_model_index(tmp_path):
     config = write(tmp_path, {"models": {"L": str(root)}, "schedule": "LLL", "steps": 4, "height": 32, "width": 48,
                               "num_frames": 5, "prompt": "a red cat", "device": "cpu",
                               "output_dir": str(tmp_path / "out")})  # fmt: skip
-    engine, ours = render_latents(config, seed=1)
+    engine, ours = denoised_latents(config, seed=1)
     assert type(engine.family.pipe.text_encoder).__name__ == "T5EncoderModel"
     pipe = WanPipeline.from_pretrained(root)
     pipe.scheduler = make_scheduler("unipc", 3.0)
@@ -115,7 +106,7 @@ def test_a_class_fbgen_would_not_load_is_refused_before_loading(tmp_path, tiny_p
 
 def test_max_sequence_length_is_a_config_key(write_config, tiny_pair):
     config = load_config(write_config(schedule="LLL", steps=3, max_sequence_length=24))
-    engine, ours = render_latents(config, seed=2)
+    engine, ours = denoised_latents(config, seed=2)
     cond = engine.encode([Job.of(config)])[0]
     assert cond.positive.shape[1] == 24
     pipe = WanPipeline.from_pretrained(tiny_pair["large"], use_safetensors=True)

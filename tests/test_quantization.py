@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 import torch
-import yaml
 from diffusers import GGUFQuantizationConfig, TorchAoConfig, WanPipeline, WanTransformer3DModel
 from diffusers.loaders.single_file_utils import convert_wan_transformer_to_diffusers
+from engines import denoised_latents, yaml_config
 
 from fbgen.config import load_config, validate
 from fbgen.core.errors import BadInput
@@ -28,18 +28,10 @@ SETTINGS = dict(height=32, width=48, num_frames=5, num_inference_steps=4, guidan
 def write(tmp_path, **keys):
     data = {"family": "wan", "schedule": "LLL", "steps": 4, "height": 32, "width": 48, "num_frames": 5,
             "prompt": PROMPT, "device": "cpu", "output_dir": str(tmp_path / "out"), **keys}  # fmt: skip
-    path = tmp_path / "run.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return load_config(path)
+    return load_config(yaml_config(tmp_path / "run.yaml", data))
 
 
-def fbgen_latents(config, seed=3):
-    engine = Engine.open(config)
-    job = Job.of(config, seed=seed)
-    return engine, engine.denoise(job, engine.encode([job])[0]).latents
-
-
-def pipeline_latents(root, transformer, dtype, seed=3):
+def pipeline_latents(root, transformer, dtype, seed=0):
     pipe = WanPipeline.from_pretrained(root, transformer=transformer, torch_dtype=dtype, use_safetensors=True)
     pipe.scheduler = make_scheduler("unipc", 3.0)
     return pipe(prompt=PROMPT, negative_prompt="", generator=torch.Generator("cpu").manual_seed(seed),
@@ -53,13 +45,13 @@ def test_int8_weight_only_equals_diffusers_with_the_same_torchao_config(tmp_path
     config = write(tmp_path, models={"L": str(root), "S": str(tiny_pair["small"])}, dtype="bfloat16",
                    quantization={"L": "int8_weight_only"})  # fmt: skip
     assert config.quantization == {"L": "int8_weight_only"}
-    engine, ours = fbgen_latents(config)
+    engine, ours = denoised_latents(config)
     weight = engine.family.transformers["L"].blocks[0].ffn.net[0].proj.weight
     assert "Int8" in type(weight).__name__  # really quantized
     reference = WanTransformer3DModel.from_pretrained(root, subfolder="transformer", torch_dtype=torch.bfloat16,
                                                       quantization_config=TorchAoConfig(Int8WeightOnlyConfig()))
     torch.testing.assert_close(ours, pipeline_latents(root, reference, torch.bfloat16), rtol=1e-5, atol=1e-5)
-    plain = fbgen_latents(write(tmp_path, models={"L": str(root)}, dtype="bfloat16"))[1]
+    plain = denoised_latents(write(tmp_path, models={"L": str(root)}, dtype="bfloat16"))[1]
     assert not torch.allclose(ours, plain, atol=1e-4)  # the quantization changed the result: it ran
     record = engine.render(Job.of(config))
     assert record["models"]["L"]["quantization"] == {"method": "torchao", "type": "int8_weight_only"}
@@ -109,7 +101,7 @@ def test_a_gguf_file_with_its_repository_config_equals_diffusers_single_file_loa
     write_gguf(WanTransformer3DModel.from_pretrained(root, subfolder="transformer"), file)
     config = write(tmp_path, models={"L": {"id": str(root), "file": str(file)}}, quantization="int8_weight_only")
     assert config.quantization == {}  # a string for all models leaves the GGUF one as it is
-    engine, ours = fbgen_latents(config)
+    engine, ours = denoised_latents(config)
     reference = WanTransformer3DModel.from_single_file(
         str(file), config=str(root), subfolder="transformer", torch_dtype=torch.float32,
         quantization_config=GGUFQuantizationConfig(compute_dtype=torch.float32))  # fmt: skip
@@ -120,6 +112,12 @@ def test_a_gguf_file_with_its_repository_config_equals_diffusers_single_file_loa
 
     assert record["models"]["L"]["quantization"] == {
         "method": "gguf", "file": str(file), "sha256": hashlib.sha256(file.read_bytes()).hexdigest()}  # fmt: skip
+    from typer.testing import CliRunner
+
+    from fbgen.cli import app
+
+    plan = CliRunner().invoke(app, ["plan", str(tmp_path / "run.yaml"), "--json"])  # a plan weighs the file
+    assert plan.exit_code == 0 and json.loads(plan.stdout)["memory"]["weights"]["L"] == file.stat().st_size
     with pytest.raises(Exception, match="does not exist"):
         Engine.open(write(tmp_path, models={"L": {"id": str(root), "file": str(tmp_path / "missing.gguf")}}))
 

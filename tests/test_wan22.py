@@ -11,6 +11,7 @@ import pytest
 import torch
 import yaml
 from diffusers import WanPipeline
+from engines import yaml_config
 from typer.testing import CliRunner
 
 from fbgen.apps.batch import Item
@@ -21,7 +22,7 @@ from fbgen.config import load_config, validate
 from fbgen.core.errors import BadInput, ModelError
 from fbgen.engine.engine import Engine
 from fbgen.engine.job import Job
-from fbgen.engine.residency import Residency, residents
+from fbgen.engine.residency import Residency
 from fbgen.engine.sources import Sources
 
 PROMPT = "a red cat runs left"
@@ -35,9 +36,7 @@ def write(tmp_path, models, name="run.yaml", **keys):
     data = {"family": "wan", "models": models, "steps": 8, "shift": 12.0, "height": 32, "width": 48,
             "num_frames": 5, "prompt": PROMPT, "device": "cpu", "output_dir": str(tmp_path / "out"),
             **keys}  # fmt: skip
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(data))
-    return path
+    return yaml_config(tmp_path / name, data)
 
 
 def copy_repo(src, dst, edit=None):
@@ -140,13 +139,34 @@ def test_what_does_not_fit_is_refused_before_loading(tmp_path, wan22, tiny_pair,
 
 @pytest.mark.parametrize("models", ["HSL", "HLSL", "HSHL", "LSL", "HSLMH", "SSS"])
 def test_idle_never_holds_more_than_two_models(models):
-    """Which models `idle` keeps at every step: the running one and the next stage's, however many models."""
+    """`idle`'s own hook, with stand-ins for the pinned copies that record where each model is: at every step the
+    running model is active on the GPU, the next stage's is at most being prefetched, and nothing else is there."""
     plan = [m for m in models for _ in range(3)]
-    stages = [i for i in range(len(plan)) if i == 0 or plan[i] != plan[i - 1]]
-    for i in stages:
-        model, upcoming = residents(plan, i)
-        assert model == plan[i] and upcoming == next((m for m in plan[i:] if m != model), None)
-        assert len({model, upcoming} - {None}) <= 2
+    on_gpu: dict[str, str] = {}
+
+    class Pinned:  # the interface `Residency` drives: prefetch, activate, release
+        def __init__(self, name):
+            self.name = name
+
+        def prefetch(self, device, stream):
+            on_gpu.setdefault(self.name, "prefetched")
+
+        def activate(self, device, stream):
+            on_gpu[self.name] = "active"
+
+        def release(self):
+            on_gpu.pop(self.name, None)
+
+    residency = Residency({}, "idle", torch.device("cpu"))
+    residency._pinned = {m: Pinned(m) for m in dict.fromkeys(models)}
+    place = residency.hook(plan)
+    for i, model in enumerate(plan):
+        place(i, model)
+        upcoming = next((m for m in plan[i:] if m != model), None)
+        assert on_gpu[model] == "active" and len(on_gpu) <= 2, (i, on_gpu)
+        assert set(on_gpu) <= {model, upcoming} and (upcoming is None or upcoming in on_gpu)
+    residency.finish()
+    assert set(on_gpu) <= {plan[0]}  # between videos only the first stage's model may stay
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

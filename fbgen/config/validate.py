@@ -9,7 +9,7 @@ import difflib
 import math
 import re
 import string
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
@@ -303,16 +303,22 @@ class _Checker:
                                           f"over the trajectory), got {show(value)}")  # fmt: skip
         return tuple(values), unit
 
+    def letters(self, key: str, value: Mapping[Any, Any], models: Mapping[str, ModelRef]
+                ) -> Iterator[tuple[str, str, Any]]:  # fmt: skip
+        """A per-model map's entries as (letter, the name errors use, value): `large`/`small`/`medium` mean L/S/M,
+        and a name that is no declared model is refused."""
+        for name, item in value.items():
+            letter = MODEL_ALIASES.get(str(name).lower(), str(name))
+            where = f"{key}.{str(name)[:20]}"
+            if letter not in models:
+                raise self.fail(where, f"names no model; models are {', '.join(models)}")
+            yield letter, where, item
+
     def guidance(self, models: Mapping[str, ModelRef]) -> dict[str, float]:
         value = self.raw.get("guidance_scale", 5.0)
         if isinstance(value, dict):
-            scales = {}
-            for name, v in value.items():
-                letter = MODEL_ALIASES.get(str(name).lower(), str(name))
-                if letter not in models:
-                    raise self.fail(f"guidance_scale.{str(name)[:20]}", f"names no model; declared: "
-                                                                        f"{', '.join(models)}")  # fmt: skip
-                scales[letter] = self.number(f"guidance_scale.{name}", 0.0, value=v)
+            scales = {letter: self.number(where, 0.0, value=v)
+                      for letter, where, v in self.letters("guidance_scale", value, models)}  # fmt: skip
             missing = sorted(set(models) - set(scales))
             if missing:
                 raise self.fail("guidance_scale", f"no scale for model(s) {', '.join(missing)}")
@@ -347,11 +353,8 @@ class _Checker:
             raise self.fail("cache", f"expected {{type: {'|'.join(kinds)}, ...}} or one such per model")
         per_model = value if "type" not in value else {m: value for m in models}
         out = {}
-        for letter, spec in per_model.items():
-            letter = MODEL_ALIASES.get(str(letter), str(letter))
-            name = f"cache.{str(letter)[:20]}" if "type" not in value else "cache"
-            if letter not in models:
-                raise self.fail(name, f"names no model; models are {', '.join(models)}")
+        for letter, name, spec in self.letters("cache", per_model, models):
+            name = name if "type" not in value else "cache"
             if spec in (None, "none", False):
                 continue
             kind = spec.get("type") if isinstance(spec, dict) else None
@@ -382,11 +385,7 @@ class _Checker:
         if not isinstance(value, dict):
             raise self.fail("lora", "expected a LoRA per model letter, e.g. {S: path/to/lora.safetensors}")
         out = {}
-        for letter, spec in value.items():
-            letter = MODEL_ALIASES.get(str(letter), str(letter))
-            name = f"lora.{str(letter)[:20]}"
-            if letter not in models:
-                raise self.fail(name, f"names no model; models are {', '.join(models)}")
+        for letter, name, spec in self.letters("lora", value, models):
             spec = {"path": spec} if isinstance(spec, str) else spec
             if not isinstance(spec, dict) or not isinstance(spec.get("path"), str) or not spec["path"].strip():
                 raise self.fail(name, "expected a path (file, directory or hub id) or {path, scale, weight_name, fuse}")
@@ -417,11 +416,7 @@ class _Checker:
         if not isinstance(value, dict):
             raise self.fail("quantization", f"expected one of {', '.join(allowed)} or a map per model letter")
         out = {}
-        for letter, kind in value.items():
-            letter = MODEL_ALIASES.get(str(letter), str(letter))
-            name = f"quantization.{str(letter)[:20]}"
-            if letter not in models:
-                raise self.fail(name, f"names no model; models are {', '.join(models)}")
+        for letter, name, kind in self.letters("quantization", value, models):
             if kind not in allowed:
                 raise self.fail(name, f"must be one of {', '.join(allowed)}; got {show(kind)}")
             if kind != "none" and models[letter].file:

@@ -137,12 +137,13 @@ def file_hashes(files: list[Path]) -> list[str]:
     return out
 
 
-def gguf_file(ref: ModelRef, what: str) -> tuple[Path, str]:
-    """A model's GGUF single file and its sha256 (memoised like directories): missing is a model error."""
+def gguf_file(ref: ModelRef, what: str, weights: bool = True) -> tuple[Path, str | None]:
+    """A model's GGUF single file and its sha256 (memoised like directories; not hashed for a plan): missing is a
+    model error."""
     path = Path(ref.file)
     if not path.is_file():
         raise ModelError(f"{what}: GGUF file {path} does not exist")
-    return path, file_hashes([path])[0]
+    return path, file_hashes([path])[0] if weights else None
 
 
 @dataclass
@@ -160,7 +161,7 @@ class Sources:
     scheduler_config: dict | None  # the large model's checkpoint scheduler config
     experts: tuple[str, str] | None = None  # letters of a two-expert checkpoint's (high-noise, low-noise) models
     expert_switch: float | None = None  # that checkpoint's boundary_ratio (WanPipeline switches there)
-    files: dict[str, tuple[Path, str]] = field(default_factory=dict)  # letter → its GGUF file and sha256
+    files: dict[str, tuple[Path, str | None]] = field(default_factory=dict)  # letter → its GGUF file, sha256
 
     @classmethod
     def open(cls, config: RunConfig, weights: bool = True) -> Sources:
@@ -208,8 +209,8 @@ class Sources:
             component_class(family, source.path, subfolders[letter], "transformer")
         scheduler = read_scheduler_config(transformers[used[0]] if config.large not in used else
                                           transformers[config.large])  # fmt: skip
-        files = {m: gguf_file(config.models[m], f"{config.source}: models.{m}") for m in used
-                 if config.models[m].file and weights}  # fmt: skip
+        files = {m: gguf_file(config.models[m], f"{config.source}: models.{m}", weights) for m in used
+                 if config.models[m].file}  # a plan weighs the file too  # fmt: skip
         pair, switch = experts(config.models), None
         if pair:
             ref = config.models[pair[0]]
