@@ -102,7 +102,12 @@ def _guarded(debug: bool, body: Callable[[], int]) -> None:
 
 @app.command()
 def run(
-    config: Annotated[Path, typer.Argument(metavar="CONFIG", help="Run config (YAML).", show_default=False)],
+    config: Annotated[
+        Path | None, typer.Argument(metavar="[CONFIG]", help="Run config (YAML).", show_default=False)
+    ] = None,
+    demo: Annotated[
+        bool, typer.Option("--demo", help="Run the packaged demo config (fbgen/demo/demo.yaml): the shipped pair.")
+    ] = False,
     set_: SetOption = None,
     schedule: ScheduleOption = None,
     out: Annotated[Path | None, typer.Option("--out", help="Output directory (overrides output_dir).")] = None,
@@ -116,15 +121,22 @@ def run(
     """Generate the config's video(s): MP4 + a JSON manifest each.
 
     Example: fbgen run configs/wan2.1-14b-1.3b-lsl.yaml --set seed=7 --schedule LSL --out outputs/
+    (fbgen run --demo: the shipped demo pair, nothing else needed)
     """
 
     def body() -> int:
         from fbgen.apps.reporting import summary_table
         from fbgen.config import load_config
+        from fbgen.core.errors import BadInput
         from fbgen.engine.engine import Engine
         from fbgen.engine.job import config_jobs
 
-        cfg = load_config(config, set_, schedule=schedule, output_dir=str(out) if out else None)
+        if (config is None) != demo:
+            raise BadInput("fbgen run: give a CONFIG file or --demo (the packaged demo config), "
+                           + ("not both" if demo else "e.g. fbgen run configs/demo.yaml"))  # fmt: skip
+        from fbgen.families.demo import CONFIG as DEMO_CONFIG
+
+        cfg = load_config(config or DEMO_CONFIG, set_, schedule=schedule, output_dir=str(out) if out else None)
         jobs = config_jobs(cfg)  # two prompts that would share a file name: refused before anything loads
         console, tty, progress = _progress(quiet, json_)
         with progress:

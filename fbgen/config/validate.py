@@ -52,6 +52,16 @@ def cache_hook(spec: Mapping[str, Any], family: FamilySpec) -> Any:
     return getattr(diffusers, CACHES[spec["type"]][0])(**settings)
 
 
+def with_family_defaults(raw: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A family with a packaged default config (demo) fills in every key a config leaves out; a config's own
+    `prompt` or `prompts` replaces the default prompts."""
+    spec = FAMILIES.get(raw.get("family")) if isinstance(raw.get("family"), str) else None
+    if spec is None or not spec.default_config:
+        return raw
+    prompted = {"prompt", "prompts"} & set(raw)
+    return {**{k: v for k, v in spec.default_config.items() if not (prompted and k in ("prompt", "prompts"))}, **raw}
+
+
 def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[str] | None = None,
              base: RunConfig | None = None, read_switch: Callable[[ModelRef], float | None] | None = None
              ) -> RunConfig:  # fmt: skip
@@ -67,6 +77,8 @@ def validate(raw: Mapping[str, Any], source: str = "<config>", overridden: set[s
             raise BadInput(f"{source}: {', '.join(load)} cannot change per video (fixed when the models load); "
                            f"render those with their own config")  # fmt: skip
         raw = {**base_raw(base), **raw}
+    else:
+        raw = with_family_defaults(raw)
     c = _Checker(raw, source, overridden or set())
     for name in raw:
         if name not in FILE_KEYS:

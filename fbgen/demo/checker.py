@@ -1,14 +1,17 @@
-"""Reads a demo clip's attributes back from its frames, analytically, and scores artifacts.
+"""Reads a demo clip back from its frames, analytically, and scores its detail.
 
 - background: the median colour of the border pixels, nearest of the known backgrounds;
-- object: pixels far from the background; colour: their median, nearest of the palette;
-- motion: the object's centroid track; direction from the dominant axis of the net displacement, speed from its
-  length per frame (threshold halfway between the two speeds);
-- shape and size: the rendered template (each shape, each size) at the measured centre that overlaps the object
-  best (IoU), averaged over frames;
-- artifacts: energy off the clean two-colour picture (mean distance of each pixel to the nearer of the background
-  and object colours, as a fraction of the maximum) plus temporal flicker of the background (mean absolute change
-  between frames where the object is absent). Clean renders score 0.
+- objects: pixels far from the background and close to a palette colour or its pale stripe tone are labelled with
+  it (blurred edges, halfway to the background, are neither); a colour whose own tone covers enough pixels in most
+  frames is an object (the world gives objects distinct colours), their number is the count;
+- per object: its centroid track gives direction (dominant axis of the net displacement) and speed (its length per
+  frame, threshold halfway between the two speeds); shape is the template (circle, square, triangle at the world's
+  size, centred on the object's box) that overlaps it best, averaged over frames; texture is striped when a good
+  part of its pixels have the pale tone;
+- relation of two objects: which of above/below/left of/right of holds between their centres in most frames;
+- detail/artifact score: how far the picture is off a clean render, the mean distance of each pixel to the nearest
+  colour it should have (background, the objects' colours and tones), as a fraction of the maximum, plus the
+  background's flicker between frames. Clean renders score 0; blurred stripes, smeared edges and noise raise it.
 """
 
 from __future__ import annotations
@@ -17,14 +20,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fbgen.demo.data import BACKGROUNDS, COLOURS, DIRECTIONS, RADII, SHAPES, SPEEDS, shape_mask
+from fbgen.demo.data import BACKGROUNDS, COLOURS, DIRECTIONS, RADIUS, RELATIONS, SHAPES, SPEEDS, pale, shape_mask
 
-FOREGROUND = 60.0  # colour distance from the background that counts as object
+FOREGROUND = 45.0  # colour distance from the background that counts as object
+MIN_AREA = 24  # pixels of a colour in a frame that count as an object there (the smallest object has ~70)
+STRIPED = 0.25  # fraction of an object's pixels in the pale tone above which it reads as striped
+TONE = 70.0  # colour distance within which a pixel has a palette tone
+OBJECT_KEYS = ("shape", "texture", "direction", "speed")
+ATTRIBUTES = ("count", "colour", *OBJECT_KEYS, "relation", "background")  # what `score` reports, in table order
 
 
 @dataclass
 class Reading:
-    attributes: dict[str, str | None]
+    count: int
+    background: str
+    objects: dict[str, dict[str, str]]  # colour → shape, texture, direction, speed, centres
+    relations: set[tuple[str, str, str]]  # (colour A, relation, colour B) holding in most frames
     artifact: float
 
 
@@ -33,54 +44,89 @@ def _nearest(colour: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> st
 
 
 def read(frames: np.ndarray) -> Reading:
-    """Attributes (None where the frames show no object) and the artifact score of uint8 frames (F, H, W, 3)."""
+    """What uint8 frames (F, H, W, 3) show."""
     video = frames.astype(float)
     count, size = video.shape[0], video.shape[1]
     border = np.concatenate([video[:, 0], video[:, -1], video[:, :, 0], video[:, :, -1]]).reshape(-1, 3)
     background = np.median(border, axis=0)
-    masks = np.linalg.norm(video - background, axis=-1) > FOREGROUND
-    if masks.sum(axis=(1, 2)).min() == 0:
-        return Reading({"background": _nearest(background, BACKGROUNDS)} | dict.fromkeys(
-            ("shape", "colour", "size", "direction", "speed")), _artifact(video, background, None, masks))  # fmt: skip
-    colour = np.median(video[masks], axis=0)
+    foreground = np.linalg.norm(video - background, axis=-1) > FOREGROUND
+    tones = np.array([[COLOURS[c], pale(c)] for c in COLOURS], float)  # (colours, 2, 3)
+    distance = np.linalg.norm(video[..., None, None, :] - tones, axis=-1)  # (F, H, W, colours, 2)
+    flat = distance.reshape(*distance.shape[:3], -1)
+    nearest = flat.argmin(axis=-1)
+    foreground &= flat.min(axis=-1) < TONE
+    label, is_pale = nearest // 2, nearest % 2 == 1
     ys, xs = np.mgrid[0:size, 0:size] + 0.5
-    track = np.array([[xs[m].mean(), ys[m].mean()] for m in masks])
-    moved = track[-1] - track[0]
-    axis = int(abs(moved[1]) > abs(moved[0]))
-    sign = int(np.sign(moved[axis])) or 1
-    direction = next(d for d, v in DIRECTIONS.items() if v[axis] == sign and v[1 - axis] == 0)
-    per_frame = abs(moved[axis]) / (count - 1)
-    speed = "quickly" if per_frame > sum(SPEEDS.values()) / 2 else "slowly"
-    scores = {}
-    for shape in SHAPES:
-        for size_name, radius in RADII.items():
-            ious = []
-            for m in masks:
-                ys_m, xs_m = np.nonzero(m)  # template centred on the object's bounding box
-                centre = ((xs_m.min() + xs_m.max() + 1) / 2, (ys_m.min() + ys_m.max() + 1) / 2)
-                t = shape_mask(shape, centre, radius, size)
-                ious.append((t & m).sum() / max(1, (t | m).sum()))
-            scores[(shape, size_name)] = float(np.mean(ious))
-    shape, size_name = max(scores, key=scores.get)
-    attributes = {
-        "shape": shape, "colour": _nearest(colour, COLOURS), "size": size_name, "direction": direction,
-        "speed": speed, "background": _nearest(background, BACKGROUNDS),
-    }  # fmt: skip
-    return Reading(attributes, _artifact(video, background, colour, masks))
+    objects: dict[str, dict] = {}
+    for i, colour in enumerate(COLOURS):
+        masks = foreground & (label == i)
+        present = (masks & ~is_pale).sum(axis=(1, 2)) >= MIN_AREA // 2
+        if present.sum() <= count // 2:
+            continue
+        track = np.array([[xs[m].mean(), ys[m].mean()] if p else [np.nan, np.nan] for m, p in zip(masks, present)])
+        frames_in = np.flatnonzero(present)
+        moved = track[frames_in[-1]] - track[frames_in[0]]
+        axis = int(abs(moved[1]) > abs(moved[0]))
+        sign = int(np.sign(moved[axis])) or 1
+        direction = next(d for d, v in DIRECTIONS.items() if v[axis] == sign and v[1 - axis] == 0)
+        per_frame = abs(moved[axis]) / max(1, frames_in[-1] - frames_in[0])
+        speed = max(SPEEDS, key=SPEEDS.get) if per_frame > sum(SPEEDS.values()) / 2 else min(SPEEDS, key=SPEEDS.get)
+        objects[colour] = {"shape": _shape(masks[present], size), "direction": direction, "speed": speed,
+                           "texture": "striped" if is_pale[masks].mean() > STRIPED else "plain",
+                           "track": track}  # fmt: skip
+    relations = set()
+    for a in objects:
+        for b in objects:
+            if a != b:
+                delta = objects[a]["track"] - objects[b]["track"]  # (F, 2), NaN where either is missing
+                for name, (axis, sign) in RELATIONS.items():
+                    if np.nanmean(sign * delta[:, axis] > 0) > 0.5:
+                        relations.add((a, name, b))
+    colours = [np.array(c, float) for o in objects for c in (COLOURS[o], pale(o))]
+    return Reading(len(objects), _nearest(background, BACKGROUNDS),
+                   {c: {k: v for k, v in o.items() if k != "track"} for c, o in objects.items()}, relations,
+                   _artifact(video, background, colours, foreground))  # fmt: skip
 
 
-def _artifact(video: np.ndarray, background: np.ndarray, colour: np.ndarray | None, masks: np.ndarray) -> float:
-    to_bg = np.linalg.norm(video - background, axis=-1)
-    nearest = to_bg if colour is None else np.minimum(to_bg, np.linalg.norm(video - colour, axis=-1))
+def _shape(masks: np.ndarray, size: int) -> str:
+    """The template whose overlap (IoU) with the object, centred on its box, is best on average over frames."""
+    scores = dict.fromkeys(SHAPES, 0.0)
+    for m in masks:
+        ys, xs = np.nonzero(m)
+        centre = ((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2)
+        for shape in SHAPES:
+            t = shape_mask(shape, centre, RADIUS, size)
+            scores[shape] += (t & m).sum() / max(1, (t | m).sum())
+    return max(scores, key=scores.get)
+
+
+def _artifact(video: np.ndarray, background: np.ndarray, colours: list[np.ndarray], foreground: np.ndarray) -> float:
+    nearest = np.linalg.norm(video - background, axis=-1)
+    for c in colours:
+        nearest = np.minimum(nearest, np.linalg.norm(video - c, axis=-1))
     off_palette = float(nearest.mean() / (255 * np.sqrt(3)))
-    still = ~(masks[1:] | masks[:-1])
+    still = ~(foreground[1:] | foreground[:-1])
     flicker = float(np.abs(np.diff(video, axis=0)).mean(axis=-1)[still].mean() / 255) if still.any() else 0.0
     return off_palette + flicker
 
 
-def accuracy(readings: list[Reading], truths: list[dict[str, str]]) -> dict[str, float]:
-    """Per attribute and for all attributes at once: the fraction read correctly."""
-    keys = list(truths[0])
-    out = {k: float(np.mean([r.attributes[k] == t[k] for r, t in zip(readings, truths)])) for k in keys}
-    out["all"] = float(np.mean([all(r.attributes[k] == t[k] for k in keys) for r, t in zip(readings, truths)]))
+def score(reading: Reading, truth: dict) -> dict[str, float]:
+    """Per attribute, the fraction the reading gets right: count, background and relation per clip; colour (the
+    object is there), shape, texture, direction and speed per object of the caption (wrong when it is missing)."""
+    objects = truth["objects"]
+    out: dict[str, float] = {"count": float(reading.count == truth["count"]),
+                             "background": float(reading.background == truth["background"])}  # fmt: skip
+    out["colour"] = float(np.mean([c in reading.objects for c in objects]))
+    for key in OBJECT_KEYS:
+        out[key] = float(np.mean([reading.objects.get(c, {}).get(key) == t[key] for c, t in objects.items()]))
+    if truth["relation"] is not None:
+        a, b = objects
+        out["relation"] = float((a, truth["relation"], b) in reading.relations)
+    out["all"] = float(all(v == 1.0 for v in out.values()))
     return out
+
+
+def accuracy(readings: list[Reading], truths: list[dict]) -> dict[str, float]:
+    """Per attribute and for everything at once: the mean of `score` over clips (relation over two-object clips)."""
+    scores = [score(r, t) for r, t in zip(readings, truths)]
+    return {k: float(np.mean([s[k] for s in scores if k in s])) for k in (*ATTRIBUTES, "all")}

@@ -1,66 +1,135 @@
-"""Captioned clips from attributes, deterministic from a seed; nothing is downloaded.
+"""The demo world: captioned clips with structure and detail, deterministic from a seed; nothing is downloaded.
 
-One object (circle, square or triangle; small or big; one of seven colours) moves in a straight line (left, right,
-up or down; slowly or quickly) over a black or gray background. The caption names every attribute, in a fixed
-word order, with words a word-level tokenizer can hold:
+One or two objects, each with its own colour, shape, texture and straight-line motion, over a black or gray
+background. Getting a caption right takes composition (how many objects, which attributes bind to which object,
+where each is relative to the other, where each goes); getting the picture clean takes detail (a striped object's
+2-pixel stripes, sharp edges). Every frame moves: positions are whole pixels and every object moves 1 or 2 pixels a
+frame, so stripes and edges stay crisp. Captions come from a closed vocabulary in one fixed word order:
 
-    "a big red circle moves left quickly on a black background"
+    "a red striped circle moving left slowly above a blue plain square moving up quickly on a gray background"
+
+A hash of the caption puts about one caption in eight in a held-out split (`held_out`): training never draws them,
+evaluation draws only them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
 SIZE = 48  # native frame size (square)
-FRAMES = 9  # 4k+1 (Wan) and 8k+1 (LTX)
-COLOURS = {
-    "red": (220, 40, 40), "green": (40, 200, 60), "blue": (50, 80, 230), "yellow": (230, 220, 50),
-    "white": (240, 240, 240), "purple": (150, 60, 200), "orange": (240, 140, 30),
-}  # fmt: skip
-BACKGROUNDS = {"black": (0, 0, 0), "gray": (110, 110, 110)}
+FRAMES = 9  # 2k+1: the demo autoencoder compresses time 2x, after a first frame of its own
+RADIUS = 6  # half an object's bounding box, in pixels
+STRIPE = 2  # rows per stripe: a striped object alternates 2 rows of its colour with 2 rows of its pale tone
+PALE = 0.5  # a stripe's tone: the object's colour mixed this much with white (never a blend with the background,
+# so a blurred edge does not read as a stripe)
+COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (60, 90, 235), "yellow": (230, 210, 40)}
+BACKGROUNDS = {"black": (0, 0, 0), "gray": (100, 100, 100)}
 SHAPES = ("circle", "square", "triangle")
-RADII = {"small": 5, "big": 9}  # half the bounding box, in pixels
+TEXTURES = ("plain", "striped")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-SPEEDS = {"slowly": 1.0, "quickly": 2.5}  # pixels per frame
-WORDS = ("a", "moves", "on", "background", *RADII, *COLOURS, *SHAPES, *DIRECTIONS, *SPEEDS, *BACKGROUNDS)
+SPEEDS = {"slowly": 1, "quickly": 2}  # pixels per frame
+RELATIONS = {"above": (1, -1), "below": (1, 1), "left of": (0, -1), "right of": (0, 1)}  # (axis, sign of A - B)
+GAP = 8  # a relation holds by at least this many pixels between centres, in every frame
+WORDS = ("a", "moving", "on", "background", "of", *COLOURS, *SHAPES, *TEXTURES, *DIRECTIONS, *SPEEDS,
+         "above", "below", *BACKGROUNDS)  # fmt: skip
+HELD_OUT = 8  # one caption in this many is held out of training
 
 
 @dataclass(frozen=True)
-class Clip:
-    shape: str
+class Thing:
+    """One object: what it is, where it starts (top-left corner of its box, whole pixels) and how it moves."""
+
     colour: str
-    size: str
+    shape: str
+    texture: str
     direction: str
     speed: str
-    background: str
-    start: tuple[float, float]  # object centre (x, y) in frame 0
+    start: tuple[int, int]
 
-    @property
-    def caption(self) -> str:
-        return (f"a {self.size} {self.colour} {self.shape} moves {self.direction} {self.speed} "
-                f"on a {self.background} background")  # fmt: skip
+    def words(self) -> str:
+        return f"a {self.colour} {self.texture} {self.shape} moving {self.direction} {self.speed}"
 
-    def attributes(self) -> dict[str, str]:
-        return {k: v for k, v in asdict(self).items() if k != "start"}
-
-    def centre(self, frame: int) -> tuple[float, float]:
+    def corner(self, frame: int) -> tuple[int, int]:
         dx, dy = DIRECTIONS[self.direction]
         step = SPEEDS[self.speed] * frame
         return self.start[0] + dx * step, self.start[1] + dy * step
 
+    def centre(self, frame: int) -> tuple[float, float]:
+        x, y = self.corner(frame)
+        return x + RADIUS, y + RADIUS
+
+
+@dataclass(frozen=True)
+class Clip:
+    things: tuple[Thing, ...]
+    relation: str | None  # of things[0] to things[1]
+    background: str
+
+    @property
+    def caption(self) -> str:
+        objects = f" {self.relation} ".join(t.words() for t in self.things)
+        return f"{objects} on a {self.background} background"
+
+    def attributes(self) -> dict[str, object]:
+        """What the checker should read: count, background, relation, and per object (keyed by colour) its
+        shape, texture, direction and speed."""
+        return {"count": len(self.things), "background": self.background, "relation": self.relation,
+                "objects": {t.colour: {"shape": t.shape, "texture": t.texture, "direction": t.direction,
+                                       "speed": t.speed} for t in self.things}}  # fmt: skip
+
+
+def held_out(caption: str) -> bool:
+    """The evaluation split, fixed by the caption's text alone (the same on every machine and in every run)."""
+    return int(hashlib.sha1(caption.encode()).hexdigest(), 16) % HELD_OUT == 0
+
+
+def _thing(rng: random.Random, colour: str) -> Thing:
+    direction, speed = rng.choice(list(DIRECTIONS)), rng.choice(list(SPEEDS))
+    travel = SPEEDS[speed] * (FRAMES - 1)
+    dx, dy = DIRECTIONS[direction]
+    box = 2 * RADIUS
+    lo_x, hi_x = 1 + max(0, -dx) * travel, SIZE - box - 1 - max(0, dx) * travel
+    lo_y, hi_y = 1 + max(0, -dy) * travel, SIZE - box - 1 - max(0, dy) * travel
+    start = rng.randint(lo_x, hi_x), rng.randint(lo_y, hi_y)
+    return Thing(colour, rng.choice(SHAPES), rng.choice(TEXTURES), direction, speed, start)
+
+
+def _apart(a: Thing, b: Thing, relation: str) -> bool:
+    """Boxes never touch, and the relation holds by GAP pixels, in every frame."""
+    axis, sign = RELATIONS[relation]
+    for f in range(FRAMES):
+        ca, cb = a.centre(f), b.centre(f)
+        if sign * (ca[axis] - cb[axis]) < GAP:
+            return False
+        if abs(ca[0] - cb[0]) < 2 * RADIUS + 2 and abs(ca[1] - cb[1]) < 2 * RADIUS + 2:
+            return False
+    return True
+
 
 def sample_clip(rng: random.Random) -> Clip:
-    """Random attributes, and a start position that keeps the whole track inside the frame."""
-    shape, colour, size = rng.choice(SHAPES), rng.choice(list(COLOURS)), rng.choice(list(RADII))
-    direction, speed, background = rng.choice(list(DIRECTIONS)), rng.choice(list(SPEEDS)), rng.choice(list(BACKGROUNDS))
-    r, travel = RADII[size], SPEEDS[speed] * (FRAMES - 1)
-    dx, dy = DIRECTIONS[direction]
-    lo_x, hi_x = r + 1 + max(0, -dx) * travel, SIZE - r - 2 - max(0, dx) * travel
-    lo_y, hi_y = r + 1 + max(0, -dy) * travel, SIZE - r - 2 - max(0, dy) * travel
-    return Clip(shape, colour, size, direction, speed, background, (rng.uniform(lo_x, hi_x), rng.uniform(lo_y, hi_y)))
+    """Random attributes (one object in three clips, two in the others, with distinct colours), a layout that keeps
+    every box inside the frame and the relation true in every frame."""
+    background = rng.choice(list(BACKGROUNDS))
+    colours = rng.sample(list(COLOURS), 2)
+    if rng.random() < 1 / 3:
+        return Clip((_thing(rng, colours[0]),), None, background)
+    relation = rng.choice(list(RELATIONS))
+    while True:
+        a, b = _thing(rng, colours[0]), _thing(rng, colours[1])
+        if _apart(a, b, relation):
+            return Clip((a, b), relation, background)
+
+
+def sample_split(rng: random.Random, held: bool) -> Clip:
+    """A clip whose caption is in the held-out split (`held`) or in the training split."""
+    while True:
+        clip = sample_clip(rng)
+        if held_out(clip.caption) == held:
+            return clip
 
 
 def shape_mask(shape: str, centre: tuple[float, float], radius: float, size: int = SIZE) -> np.ndarray:
@@ -76,16 +145,26 @@ def shape_mask(shape: str, centre: tuple[float, float], radius: float, size: int
     raise ValueError(f"unknown shape {shape!r}")
 
 
+def pale(colour: str) -> tuple[int, int, int]:
+    return tuple(round(c + (255 - c) * PALE) for c in COLOURS[colour])  # type: ignore[return-value]
+
+
 def render(clip: Clip) -> np.ndarray:
     """uint8 frames (FRAMES, SIZE, SIZE, 3)."""
     frames = np.empty((FRAMES, SIZE, SIZE, 3), np.uint8)
     frames[:] = BACKGROUNDS[clip.background]
+    rows = np.arange(SIZE)[:, None]
     for f in range(FRAMES):
-        frames[f][shape_mask(clip.shape, clip.centre(f), RADII[clip.size])] = COLOURS[clip.colour]
+        for thing in clip.things:
+            mask = shape_mask(thing.shape, thing.centre(f), RADIUS)
+            frames[f][mask] = COLOURS[thing.colour]
+            if thing.texture == "striped":
+                band = ((rows - thing.corner(f)[1]) // STRIPE) % 2 == 1
+                frames[f][mask & band] = pale(thing.colour)
     return frames
 
 
-def dataset(seed: int, count: int) -> list[Clip]:
-    """`count` clips, the same for the same seed on any machine."""
+def dataset(seed: int, count: int, held: bool = False) -> list[Clip]:
+    """`count` clips of one split, the same for the same seed on any machine."""
     rng = random.Random(seed)
-    return [sample_clip(rng) for _ in range(count)]
+    return [sample_split(rng, held) for _ in range(count)]

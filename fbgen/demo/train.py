@@ -30,17 +30,17 @@ from typing import Any
 import numpy as np
 import torch
 
-from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_clip
+from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_split
 
-TEXT_TOKENS = 16  # captions are 11 words + </s>; the demo family pads prompts to this length
+TEXT_TOKENS = 24  # captions are at most 22 words + </s>; the demo family pads prompts to this length
 SHIFT = 3.0  # flow shift used for training sigmas and as the pair's default sampling shift
-VAE = dict(z_dim=16, width=64)
+VAE = dict(z_dim=16, width=96, blocks=2, scale_factor_temporal=2, scale_factor_spatial=4)
 TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
             relative_attention_max_distance=16)  # fmt: skip
 TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=TEXT["d_model"], freq_dim=64,
                    cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)  # fmt: skip
-LARGE_SIZES = dict(num_layers=4, num_attention_heads=4, attention_head_dim=64, ffn_dim=1024)
-SMALL_SIZES = dict(num_layers=2, num_attention_heads=2, attention_head_dim=32, ffn_dim=256)
+LARGE_SIZES = dict(num_layers=4, num_attention_heads=2, attention_head_dim=64, ffn_dim=512)
+SMALL_SIZES = dict(num_layers=2, num_attention_heads=1, attention_head_dim=48, ffn_dim=192)
 SPECIALS = ("<pad>", "</s>", "<unk>")
 
 
@@ -49,15 +49,15 @@ class Recipe:
     """Everything that decides the weights (with the seed); the model card records it."""
 
     seed: int = 0
-    vae_steps: int = 1500
+    vae_steps: int = 1200
     vae_batch: int = 16
-    vae_lr: float = 1e-3
+    vae_lr: float = 2e-3
     object_weight: float = 20.0
-    clips: int = 12000  # transformer training set (latents encoded once)
-    large_steps: int = 3500
+    clips: int = 20000  # transformer training set (latents encoded once)
+    large_steps: int = 4000
     small_steps: int = 3000
-    batch: int = 64
-    large_lr: float = 3e-4
+    batch: int = 32
+    large_lr: float = 6e-4
     small_lr: float = 1e-3
     caption_dropout: float = 0.1
     ema: float = 0.999
@@ -101,7 +101,7 @@ def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) 
     rng = random.Random(recipe.seed + 1)
     start, losses = time.perf_counter(), []
     for step in range(recipe.vae_steps):
-        x = torch.stack([to_tensor(render(sample_clip(rng))) for _ in range(recipe.vae_batch)]).to(device)
+        x = torch.stack([to_tensor(render(sample_split(rng, False))) for _ in range(recipe.vae_batch)]).to(device)
         recon = vae.decode_unclamped(vae.encode(x).latent_dist.mode())
         error = (recon - x).abs() + (recon - x).square()
         # The object covers 2-15% of a frame: weight its pixels up, or the autoencoder settles on background only.
@@ -291,7 +291,8 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
         *(f"| {name} transformer (`{name}/transformer`) | {s['parameters']:,} | {s['steps']} steps, batch "
           f"{recipe.batch}, lr {lr}, final loss {s['final_loss']:.4f}, {s['wall_s']:.0f} s |"
           for name, s, lr in (("large", large, recipe.large_lr), ("small", small, recipe.small_lr))),
-        f"| VAE (`large/vae`, causal frame autoencoder, 8x8 spatial, 4x temporal, 16 channels) | "
+        f"| VAE (`large/vae`, causal frame autoencoder, {VAE['scale_factor_spatial']}x spatial, "
+        f"{VAE['scale_factor_temporal']}x temporal, {VAE['z_dim']} channels) | "
         f"{vae['parameters']:,} | {vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon "
         f"{vae['final_recon_loss']:.4f} (object pixels weighted {recipe.object_weight:g}x in training), "
         f"{vae['wall_s']:.0f} s |",
@@ -301,18 +302,21 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
     card = f"""# fbgen demo pair
 
 Two text-to-video models of the Wan 2.1 architecture (diffusers `WanTransformer3DModel`), trained from scratch on
-fbgen's procedural clips (`fbgen/demo/data.py`): one object (circle/square/triangle, small/big, 7 colours) moving
-left/right/up/down slowly/quickly over a black or gray background, {SIZE}x{SIZE} pixels, {FRAMES} frames, captioned
-from its attributes ("a big red circle moves left quickly on a black background"). They share one VAE and one text
-encoder, so fbgen can switch between them inside one trajectory. Made for demos and for testing FlowBlending on
-real learned models; they know nothing else.
+fbgen's procedural clips (`fbgen/demo/data.py`): one or two objects (circle/square/triangle, plain or with 2-pixel
+pale stripes, 4 colours), each moving left/right/up/down slowly or quickly, placed above/below/left of/right of each
+other, over a black or gray background; {SIZE}x{SIZE} pixels, {FRAMES} frames, captioned from their attributes ("a
+red striped circle moving left slowly above a blue plain square moving up quickly on a gray background"). About one
+caption in eight is held out of training (`fbgen.demo.data.held_out`) for evaluation. The two models share one
+autoencoder and one text encoder, so fbgen can switch between them inside one trajectory. Made for demos and for
+testing FlowBlending on real learned models; they know nothing else.
 
 | component | parameters | training |
 | --- | ---: | --- |
 {rows}
 
 - Parameter ratio large/small: {large["parameters"] / small["parameters"]:.1f}x.
-- Data: {recipe.clips} clips for the transformers ({captions} distinct captions), fresh clips every VAE step.
+- Data: {recipe.clips} clips of the training split for the transformers ({captions} distinct captions), fresh
+  clips every VAE step.
 - Objective: rectified flow (x_t = (1-s) x0 + s noise, target noise - x0), s shifted by {SHIFT};
   {recipe.caption_dropout:.0%} empty captions for classifier-free guidance; the shipped weights are the EMA
   ({recipe.ema}).
@@ -324,7 +328,7 @@ real learned models; they know nothing else.
 - Load with diffusers: `import fbgen.demo.autoencoder` (the autoencoder's class), then
   `WanPipeline.from_pretrained("large")`; the small transformer: `WanTransformer3DModel.from_pretrained("small",
   subfolder="transformer")`.
-- Sampling: `family: demo` in a fbgen config (48x48, 9 frames, UniPC, shift {SHIFT}, prompts padded to {TEXT_TOKENS}
-  tokens); videos are written upscaled 4x for viewing.
+- Sampling: `family: demo` in a fbgen config, or `fbgen run --demo` ({SIZE}x{SIZE}, {FRAMES} frames, UniPC, shift
+  {SHIFT}, prompts padded to {TEXT_TOKENS} tokens); videos are written upscaled 4x for viewing.
 """
     (out / "MODEL_CARD.md").write_text(card)

@@ -63,6 +63,7 @@ class FamilySpec:
     # matches no module of Wan or LTX (theirs are `attn1`, `attn2`), which would leave that hook a silent no-op
     block_units: str = r"blocks\.\d+\.(attn1|attn2|ffn)"
     default_models: tuple[tuple[str, str], ...] = ()  # (letter, path) used when a config declares no models
+    default_config: Mapping[str, Any] = field(default_factory=dict)  # settings a config of this family leaves out
     view_scale: int = 1  # MP4s are written this many times larger (nearest) when native frames are tiny
 
 
