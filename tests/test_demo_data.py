@@ -6,8 +6,20 @@ import random
 import numpy as np
 
 from fbgen.demo.checker import ATTRIBUTES, accuracy, read, score
-from fbgen.demo.data import (BACKGROUNDS, FRAMES, GAP, RADIUS, RELATIONS, SIZE, WORDS, dataset, held_out, render,
-                             sample_clip, shape_mask)  # fmt: skip
+from fbgen.demo.data import (
+    BACKGROUNDS,
+    FRAMES,
+    GAP,
+    RADIUS,
+    RELATIONS,
+    SIZE,
+    WORDS,
+    dataset,
+    held_out,
+    render,
+    sample_clip,  # fmt: skip
+    shape_mask,
+)
 
 
 def test_clips_are_deterministic_and_captions_name_every_attribute():

@@ -89,14 +89,21 @@ def read(frames: np.ndarray) -> Reading:
 
 
 def _shape(masks: np.ndarray, size: int) -> str:
-    """The template whose overlap (IoU) with the object, centred on its box, is best on average over frames."""
+    """The template whose overlap (IoU) with the object is best on average over frames. The object is what its
+    colour covers within a box around its median pixel (stray pixels of the colour elsewhere do not count); the
+    templates are centred on that part's box, each at the size that fits best (a soft edge grows or shrinks an
+    object by a pixel or two without changing its shape)."""
     scores = dict.fromkeys(SHAPES, 0.0)
+    ys_all, xs_all = np.mgrid[0:size, 0:size]
     for m in masks:
         ys, xs = np.nonzero(m)
+        cx, cy = np.median(xs), np.median(ys)
+        near = m & (np.abs(xs_all - cx) <= RADIUS + 3) & (np.abs(ys_all - cy) <= RADIUS + 3)
+        ys, xs = np.nonzero(near)
         centre = ((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2)
         for shape in SHAPES:
-            t = shape_mask(shape, centre, RADIUS, size)
-            scores[shape] += (t & m).sum() / max(1, (t | m).sum())
+            templates = (shape_mask(shape, centre, RADIUS + grow, size) for grow in (-1, 0, 1, 2))
+            scores[shape] += max((t & near).sum() / max(1, (t | near).sum()) for t in templates)
     return max(scores, key=scores.get)
 
 

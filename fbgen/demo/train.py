@@ -1,13 +1,15 @@
 """Train the shipped demo pair: a Wan-architecture large/small text-to-video pair on the procedural clips.
 
 Three phases, each seeded, on CUDA when present (else CPU):
-1. a small causal video autoencoder with the Wan VAE's interface and layout (`fbgen.demo.autoencoder`: 8x spatial,
-   4x temporal, 16 latent channels) learns to reconstruct clips, object pixels weighted up; its latent mean/std per
-   channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads them;
+1. a small causal video autoencoder with the Wan VAE's interface and layout (`fbgen.demo.autoencoder`: 4x spatial,
+   2x temporal, 16 latent channels) learns to reconstruct clips, object pixels and their surroundings weighted up;
+   its latent mean/std per channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads
+   them;
 2. a frozen, seeded tiny UMT5 with a word-level tokenizer over the captions' vocabulary encodes every caption the
    way `WanPipeline.encode_prompt` does (so training and sampling see the same conditioning);
-3. two `WanTransformer3DModel`s (large >= 8x the small's parameters) learn flow matching on the latents: x_t =
-   (1 - s) x0 + s noise, target noise - x0, s shifted like the sampler's sigmas, 10% empty captions for CFG, EMA.
+3. two `WanTransformer3DModel`s (the large one ~10x the small's parameters, as Wan 2.1 14B/1.3B) learn flow
+   matching on the latents: x_t = (1 - s) x0 + s noise, target noise - x0, s shifted like the sampler's sigmas,
+   10% empty captions for CFG, EMA.
 
 The result is two diffusers `WanPipeline` directories (safetensors) sharing text encoder and VAE, plus a model card.
 """
@@ -53,6 +55,7 @@ class Recipe:
     vae_batch: int = 16
     vae_lr: float = 2e-3
     object_weight: float = 20.0
+    halo: int = 2  # pixels around objects weighted like the objects
     clips: int = 20000  # transformer training set (latents encoded once)
     large_steps: int = 4000
     small_steps: int = 3000
@@ -104,8 +107,7 @@ def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) 
         x = torch.stack([to_tensor(render(sample_split(rng, False))) for _ in range(recipe.vae_batch)]).to(device)
         recon = vae.decode_unclamped(vae.encode(x).latent_dist.mode())
         error = (recon - x).abs() + (recon - x).square()
-        # The object covers 2-15% of a frame: weight its pixels up, or the autoencoder settles on background only.
-        weight = 1 + recipe.object_weight * (x - x[..., :1, :1]).abs().amax(dim=1, keepdim=True).gt(0.1).float()
+        weight = 1 + recipe.object_weight * near_objects(x, recipe.halo)
         loss = (error * weight).mean() / weight.mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -117,6 +119,16 @@ def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) 
     vae.eval().requires_grad_(False)
     return vae, {"steps": recipe.vae_steps, "final_recon_loss": float(np.mean(losses[-100:])),
                  "wall_s": time.perf_counter() - start}  # fmt: skip
+
+
+def near_objects(x: torch.Tensor, halo: int) -> torch.Tensor:
+    """1 on object pixels and within `halo` pixels of them, else 0: (B, 1, F, H, W). Objects cover a few percent of
+    a frame, so their pixels are weighted up (or the autoencoder settles on background only), and so are the
+    pixels around them (or it draws objects too big: a halo on cheap background pixels costs it nothing)."""
+    b, _, f, h, w = x.shape
+    objects = (x - x[..., :1, :1]).abs().amax(dim=1).gt(0.1).float().reshape(b * f, 1, h, w)
+    grown = torch.nn.functional.max_pool2d(objects, 2 * halo + 1, stride=1, padding=halo)
+    return grown.reshape(b, 1, f, h, w)
 
 
 @torch.no_grad()
@@ -294,7 +306,8 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
         f"| VAE (`large/vae`, causal frame autoencoder, {VAE['scale_factor_spatial']}x spatial, "
         f"{VAE['scale_factor_temporal']}x temporal, {VAE['z_dim']} channels) | "
         f"{vae['parameters']:,} | {vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon "
-        f"{vae['final_recon_loss']:.4f} (object pixels weighted {recipe.object_weight:g}x in training), "
+        f"{vae['final_recon_loss']:.4f} (object pixels and {recipe.halo} around them weighted "
+        f"{recipe.object_weight:g}x in training), "
         f"{vae['wall_s']:.0f} s |",
         f"| text encoder (`large/text_encoder`, UMT5, word-level tokenizer over {len(WORDS)} words) | "
         f"{stats['text_encoder_parameters']:,} | frozen at its seeded initialisation |",
