@@ -102,7 +102,7 @@ class RunConfig:
                               minimum=0.0, maximum=100.0, exclusive=True)  # fmt: skip
     guidance_scale: dict[str, float] = key("job", "classifier-free guidance, one number or per letter", 5.0,
                                            minimum=0.0, maximum=100.0)  # fmt: skip
-    max_sequence_length: int = key("job", "prompt tokens the text encoder sees (wan 512, ltx 128, demo 16)", 0,
+    max_sequence_length: int = key("job", "prompt tokens the text encoder sees (wan 512, ltx 128, demo 24)", 0,
                                    minimum=1, maximum=4096, shown="family's")  # fmt: skip
     decode_timestep: float | None = key("job", "ltx only: VAE decode timestep", None, minimum=0.0, maximum=1.0)
     decode_noise_scale: float | None = key("job", "ltx only: decode noise (default: decode_timestep)", None,

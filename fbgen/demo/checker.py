@@ -99,6 +99,8 @@ def _shape(masks: np.ndarray, size: int) -> str:
         ys, xs = np.nonzero(m)
         cx, cy = np.median(xs), np.median(ys)
         near = m & (np.abs(xs_all - cx) <= RADIUS + 3) & (np.abs(ys_all - cy) <= RADIUS + 3)
+        if not near.any():  # the median falls between two blobs of the colour: take them all
+            near = m
         ys, xs = np.nonzero(near)
         centre = ((xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2)
         for shape in SHAPES:
