@@ -28,7 +28,7 @@ from fbgen.apps.fidelity import pixel_fidelity
 from fbgen.config import load_config
 from fbgen.demo.checker import ATTRIBUTES
 from fbgen.demo.data import dataset
-from fbgen.demo.results import PROMPT_SEED, score
+from fbgen.demo.results import PROMPT_SEED, score_video
 from fbgen.demo.train import hardware
 from fbgen.engine.engine import Engine
 from fbgen.engine.job import Job
@@ -75,7 +75,7 @@ def measure(config_path: str, pairs: int, names: list[str], log=print) -> dict[s
                     reference[i] = frames
                 rows.append({"acceleration": name, "schedule": schedule, "pair": i, "steps": job.steps,
                              "flops": flops, **pixel_fidelity(frames, reference[i]),
-                             **score(frames, clip)})  # fmt: skip
+                             **score_video(frames, clip)})  # fmt: skip
         log(f"{name}: {time.perf_counter() - start:.0f} s")
     return {
         "config": config_path, "pairs": pairs, "reference": f"{names[0]} LLL", "runs": summarise(rows),

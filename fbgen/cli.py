@@ -106,7 +106,8 @@ def run(
         Path | None, typer.Argument(metavar="[CONFIG]", help="Run config (YAML).", show_default=False)
     ] = None,
     demo: Annotated[
-        bool, typer.Option("--demo", help="Run the packaged demo config (fbgen/demo/demo.yaml): the shipped pair.")
+        bool,
+        typer.Option("--demo", metavar="", help="Run the packaged demo config (fbgen/demo/demo.yaml): shipped pair."),
     ] = False,
     set_: SetOption = None,
     schedule: ScheduleOption = None,

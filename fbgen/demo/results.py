@@ -56,14 +56,15 @@ def measure(config_path: str, pairs: int, overrides: list[str] | None = None, ca
     engine = Engine.open(config)
     job = Job.of(config)
     sources = {"ground truth": render_clip, "VAE round trip": lambda c: engine.autoencode(job, render_clip(c))}
-    baseline_rows = {name: [score(make(clip), clip) for clip in clips] for name, make in sources.items()}
+    baseline_rows = {name: [score_video(make(clip), clip) for clip in clips] for name, make in sources.items()}
     rows, start = [], time.perf_counter()
     for n, (item, seed, videos, measured) in enumerate(render_specs(engine, items, specs)):
         clip = clip_of[item.id]
         reference = videos[specs[0].name]
         for spec in specs:
             rows.append({"id": item.id, "prompt": item.prompt, "seed": seed, **describe(spec, measured, specs[0].name),
-                         **pixel_fidelity(videos[spec.name], reference), **score(videos[spec.name], clip)})  # fmt: skip
+                         **pixel_fidelity(videos[spec.name], reference),
+                         **score_video(videos[spec.name], clip)})  # fmt: skip
         if (n + 1) % 10 == 0 or n + 1 == len(items):
             log(f"{n + 1}/{len(items)} prompts, {time.perf_counter() - start:.0f} s")
     render_s = time.perf_counter() - start
@@ -85,7 +86,7 @@ def measure(config_path: str, pairs: int, overrides: list[str] | None = None, ca
     }  # fmt: skip
 
 
-def score(frames: np.ndarray, clip: Clip) -> dict[str, Any]:
+def score_video(frames: np.ndarray, clip: Clip) -> dict[str, Any]:
     """The checker's artifact score and, per attribute, the fraction it reads back as the caption says."""
     reading = checker.read(frames)
     return {"artifact": reading.artifact, **checker.score(reading, clip.attributes())}
