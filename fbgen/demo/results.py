@@ -92,7 +92,6 @@ def score_video(frames: np.ndarray, clip: Clip) -> dict[str, Any]:
     return {"artifact": reading.artifact, **checker.score(reading, clip.attributes())}
 
 
-@torch.no_grad()
 def summarise(name: str, spec: Any, rows: list[dict[str, Any]]) -> dict[str, Any]:
     out = {"run": name, "schedule": spec and spec.schedule, "boundaries": spec and list(spec.boundaries),
            "sweep": spec and spec.sweep}  # fmt: skip
@@ -105,12 +104,18 @@ def summarise(name: str, spec: Any, rows: list[dict[str, Any]]) -> dict[str, Any
     return out
 
 
+def sweep_points(runs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    """One switch's sweep, in boundary order; the LSL run at the config's boundaries belongs to both sweeps."""
+    i = 0 if kind == "early" else 1
+    return sorted((r for r in runs if r["sweep"] == kind or r["run"] == "LSL"), key=lambda r: r["boundaries"][i])
+
+
 def sweep_best(runs: list[dict[str, Any]]) -> dict[str, float]:
     """Per switch, the sweep's best boundary: the cheapest point (fewest large-model steps) whose mean accuracy is
-    within NEAR of the best point of that sweep (the LSL run at the config's boundaries belongs to both sweeps)."""
+    within NEAR of the best point of that sweep."""
     out = {}
     for kind, i in (("early", 0), ("late", 1)):
-        points = [r for r in runs if r["sweep"] == kind or (r["run"] == "LSL")]
+        points = sweep_points(runs, kind)
         top = max(r["mean"] for r in points)
         good = [r for r in points if r["mean"] >= top - NEAR]
         out[kind] = min(good, key=lambda r: r["flops"])["boundaries"][i]
@@ -182,7 +187,7 @@ def findings(result: dict[str, Any]) -> list[str]:
         f"count {sll['count']:.0%}, relation {sll['relation']:.0%}.",
     ]  # fmt: skip
     for kind, label, i in (("early", "L→S switch", 0), ("late", "S→L return", 1)):
-        sweep = sorted((r for r in runs if r["sweep"] == kind or r["run"] == "LSL"), key=lambda r: r["boundaries"][i])
+        sweep = sweep_points(runs, kind)
         points = ", ".join(f"{r['boundaries'][i]:g}: {r['mean']:.0%} / {r['artifact']:.4f} / {r['psnr']:.1f} dB"
                            for r in sweep)  # fmt: skip
         out.append(f"- Sweep of the {label} (mean accuracy / artifact / PSNR to LLL): {points}; best (cheapest within "
