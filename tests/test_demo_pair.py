@@ -3,8 +3,10 @@ the videos its captions ask for, that fbgen's LLL on it is diffusers' result, an
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,13 +150,14 @@ def test_lll_on_the_demo_pair_equals_diffusers_wan_pipeline(tmp_path):
 
 def test_training_conditioning_is_sampling_conditioning():
     """The transformers were trained on the captions encoded exactly as the demo family encodes them at run time."""
-    from fbgen.demo.train import encode
+    from fbgen.demo.train import features, tokens
     from fbgen.families.base import Video, Weights
     from fbgen.families.demo import DemoFamily
 
     root = DEMO_PAIR / "large"
     family = DemoFamily.load({"L": Weights(root, "transformer")}, root, root, "cpu", torch.float32)
-    trained = encode(family.pipe, PROMPTS)
+    with torch.no_grad():
+        trained = features(family.pipe.text_encoder, *tokens(family.pipe.tokenizer, PROMPTS))
     video = Video(SIZE, SIZE, FRAMES, 8, FAMILIES["demo"].max_sequence_length)
     sampled = [family.encode(p, "", False, video) for p in PROMPTS]
     torch.testing.assert_close(trained, torch.cat([p.positive for p in sampled]))
@@ -180,7 +183,15 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
     record = run_config(config)[0]
     assert Path(record["output"]).is_file() and record["models"]["S"]["used"]
 
-    # interrupted during the small model's training: the rerun reuses the VAE and the large model
+    # the text encoder learned with the large model: the pair's differs from its seeded initialisation
+    from fbgen.demo.train import text_encoder
+
+    shipped = WanPipeline.from_pretrained(paths["large"], use_safetensors=True).text_encoder.state_dict()
+    initial = text_encoder(recipe.seed).state_dict()
+    assert shipped.keys() == initial.keys() and any(not torch.equal(shipped[k], initial[k]) for k in shipped)
+
+    # interrupted during the small model's training: a rerun reuses the VAE and the large model, also when only the
+    # small model's settings changed
     def interrupt(line: str) -> None:
         if line.startswith("small step"):
             raise KeyboardInterrupt
@@ -189,12 +200,14 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
         train_pair(tmp_path / "again", recipe, "cpu", log=interrupt)
     assert not (tmp_path / "again" / "small").exists()
     logs.clear()
-    train_pair(tmp_path / "again", recipe, "cpu", log=logs.append)
+    train_pair(tmp_path / "again", dataclasses.replace(recipe, small_steps=3), "cpu", log=logs.append)
     assert [line for line in logs if "reusing" in line] == [
-        "reusing vae from an earlier run of this recipe",
-        "reusing large from an earlier run of this recipe",
+        "reusing vae from an earlier run with the same settings",
+        "reusing large from an earlier run with the same settings",
     ]
     assert (tmp_path / "again" / "small" / "transformer" / "config.json").is_file()
+    card = (tmp_path / "again" / "MODEL_CARD.md").read_text().replace("\n  ", " ")
+    assert re.search(r"large \d+ s in an earlier run with the same settings, reused here; small \d+ s\)", card)
 
 
 @pytest.mark.parametrize("name", ["large", "small"])

@@ -5,11 +5,13 @@ Three phases, each seeded, on CUDA when present (else CPU):
    2x temporal, 16 latent channels) learns to reconstruct clips, object pixels and their surroundings weighted up;
    its latent mean/std per channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads
    them;
-2. a frozen, seeded tiny UMT5 with a word-level tokenizer over the captions' vocabulary encodes every caption the
-   way `WanPipeline.encode_prompt` does (so training and sampling see the same conditioning);
-3. two `WanTransformer3DModel`s (the large one ~10x the small's parameters, as Wan 2.1 14B/1.3B) learn flow
-   matching on the latents: x_t = (1 - s) x0 + s noise, target noise - x0, s shifted like the sampler's sigmas,
-   10% empty captions for CFG, EMA.
+2. the large `WanTransformer3DModel` learns flow matching on the latents (x_t = (1 - s) x0 + s noise, target
+   noise - x0, s shifted like the sampler's sigmas, 10% empty captions for CFG, EMA) together with a tiny UMT5
+   text encoder over a word-level tokenizer of the captions' vocabulary. Wan's UMT5 comes pretrained; a random
+   frozen one cannot say which words belong to which object, so here it learns that with the large model. Its
+   features are computed as `WanPipeline.encode_prompt` computes them, so training and sampling condition alike;
+3. the small transformer (~8x fewer parameters, as Wan 2.1 1.3B to 14B is 10.8x) learns the same objective on the
+   now frozen text encoder: the pair shares it, and the autoencoder.
 
 The result is two diffusers `WanPipeline` directories (safetensors) sharing text encoder and VAE, plus a model card.
 """
@@ -38,11 +40,11 @@ TEXT_TOKENS = 24  # captions are at most 22 words + </s>; the demo family pads p
 SHIFT = 3.0  # flow shift used for training sigmas and as the pair's default sampling shift
 VAE = dict(z_dim=16, width=96, blocks=2, scale_factor_temporal=2, scale_factor_spatial=4)
 TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
-            relative_attention_max_distance=16)  # fmt: skip
+            relative_attention_max_distance=16, dropout_rate=0.0)  # fmt: skip
 TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=TEXT["d_model"], freq_dim=64,
                    cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)  # fmt: skip
-LARGE_SIZES = dict(num_layers=4, num_attention_heads=2, attention_head_dim=64, ffn_dim=512)
-SMALL_SIZES = dict(num_layers=2, num_attention_heads=1, attention_head_dim=48, ffn_dim=192)
+LARGE_SIZES = dict(num_layers=4, num_attention_heads=4, attention_head_dim=32, ffn_dim=512)
+SMALL_SIZES = dict(num_layers=2, num_attention_heads=2, attention_head_dim=32, ffn_dim=128)
 SPECIALS = ("<pad>", "</s>", "<unk>")
 
 
@@ -57,10 +59,10 @@ class Recipe:
     object_weight: float = 20.0
     halo: int = 2  # pixels around objects weighted like the objects
     clips: int = 20000  # transformer training set (latents encoded once)
-    large_steps: int = 4000
+    large_steps: int = 5000
     small_steps: int = 3000
     batch: int = 32
-    large_lr: float = 6e-4
+    large_lr: float = 8e-4  # also the text encoder's, trained with the large model
     small_lr: float = 1e-3
     caption_dropout: float = 0.1
     ema: float = 0.999
@@ -94,7 +96,7 @@ def to_tensor(frames: np.ndarray) -> torch.Tensor:
 
 
 # -- phase 1: the autoencoder ---------------------------------------------------------------------------------------
-def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) -> tuple[object, dict]:
+def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) -> tuple[dict[str, Any], dict]:
     from fbgen.demo.autoencoder import CausalFrameAutoencoder
 
     torch.manual_seed(recipe.seed)
@@ -117,7 +119,7 @@ def train_vae(recipe: Recipe, device: torch.device, log: Callable[[str], None]) 
         if step % 100 == 0 or step == recipe.vae_steps - 1:
             log(f"vae step {step}/{recipe.vae_steps} recon {np.mean(losses[-100:]):.4f}")
     vae.eval().requires_grad_(False)
-    return vae, {"steps": recipe.vae_steps, "final_recon_loss": float(np.mean(losses[-100:])),
+    return {"vae": vae}, {"steps": recipe.vae_steps, "final_recon_loss": float(np.mean(losses[-100:])),
                  "wall_s": time.perf_counter() - start}  # fmt: skip
 
 
@@ -133,7 +135,7 @@ def near_objects(x: torch.Tensor, halo: int) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_clips(vae, clips: list, device: torch.device, chunk: int = 64) -> torch.Tensor:
-    """Posterior means of the clips, un-normalised (B, 16, 3, 6, 6)."""
+    """Posterior means of the clips, un-normalised (B, 16, 5, 12, 12)."""
     out = []
     for i in range(0, len(clips), chunk):
         x = torch.stack([to_tensor(render(c)) for c in clips[i : i + chunk]]).to(device)
@@ -154,46 +156,69 @@ def shifted(u: torch.Tensor, shift: float = SHIFT) -> torch.Tensor:
     return shift * u / (1 + (shift - 1) * u)
 
 
-def train_transformer(model, latents: torch.Tensor, embeds: torch.Tensor, captions: torch.Tensor, empty: torch.Tensor,
-                      steps: int, lr: float, recipe: Recipe, device: torch.device, name: str,
-                      log: Callable[[str], None]) -> tuple[object, dict]:  # fmt: skip
-    """Flow matching with caption dropout and an EMA copy (the EMA weights are the ones shipped)."""
-    model = model.to(device).train()
-    ema = copy.deepcopy(model).eval().requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+def tokens(tok, captions: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token ids and attention masks, padded as `WanPipeline.encode_prompt` pads them."""
+    out = tok(captions, padding="max_length", max_length=TEXT_TOKENS, truncation=True, add_special_tokens=True,
+              return_attention_mask=True, return_tensors="pt")  # fmt: skip
+    return out.input_ids, out.attention_mask
+
+
+def features(enc, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """What `WanPipeline.encode_prompt` makes of tokenized captions: the encoder's last hidden states, zero past each
+    caption's end."""
+    return enc(ids, mask).last_hidden_state * mask[..., None].to(enc.dtype)
+
+
+def train_transformer(model, enc, text: tuple[torch.Tensor, torch.Tensor], latents: torch.Tensor,
+                      captions: torch.Tensor, steps: int, lr: float, recipe: Recipe, device: torch.device, name: str,
+                      log: Callable[[str], None], train_text: bool) -> tuple[dict[str, Any], dict]:  # fmt: skip
+    """Flow matching with caption dropout and an EMA copy (the EMA weights are the ones shipped). `text` holds the
+    token ids and masks of every distinct caption, the empty caption last; `captions` indexes it per clip. With
+    `train_text` the text encoder learns along (and its EMA is returned too); else it stays as it is."""
+    ids, mask = (t.to(device) for t in text)
+    enc = enc.to(device)
+    trained = torch.nn.ModuleDict({"transformer": model.to(device).train()})
+    if train_text:
+        trained["text_encoder"] = enc.train().requires_grad_(True)
+    else:
+        with torch.no_grad():
+            bank = features(enc.eval(), ids, mask)
+    ema = copy.deepcopy(trained).eval().requires_grad_(False)
+    opt = torch.optim.AdamW(trained.parameters(), lr=lr, weight_decay=0.01)
     warmup = max(1, steps // 20)
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps)))
     )
     gen = torch.Generator().manual_seed(recipe.seed + 2)
-    latents, embeds, captions, empty = latents.to(device), embeds.to(device), captions.to(device), empty.to(device)
+    latents, captions = latents.to(device), captions.to(device)
+    empty = len(ids) - 1
     start, losses = time.perf_counter(), []
     for step in range(steps):
         idx = torch.randint(0, len(latents), (recipe.batch,), generator=gen).to(device)
         x0 = latents[idx]
-        text = embeds[captions[idx]]
         drop = (torch.rand(recipe.batch, generator=gen) < recipe.caption_dropout).to(device)
-        text = torch.where(drop[:, None, None], empty.expand_as(text), text)
+        rows = torch.where(drop, empty, captions[idx])
+        cond = features(enc, ids[rows], mask[rows]) if train_text else bank[rows]
         sigma = shifted(torch.rand(recipe.batch, generator=gen)).to(device)
         noise = torch.randn(x0.shape, generator=gen).to(device)
         s = sigma.view(-1, 1, 1, 1, 1)
         xt = (1 - s) * x0 + s * noise
-        pred = model(hidden_states=xt, timestep=sigma * 1000, encoder_hidden_states=text, return_dict=False)[0]
+        pred = model(hidden_states=xt, timestep=sigma * 1000, encoder_hidden_states=cond, return_dict=False)[0]
         loss = (pred.float() - (noise - x0)).square().mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trained.parameters(), 1.0)
         opt.step()
         sched.step()
         decay = min(recipe.ema, (1 + step) / (10 + step))
         with torch.no_grad():
-            for e, p in zip(ema.parameters(), model.parameters()):
+            for e, p in zip(ema.parameters(), trained.parameters()):
                 e.lerp_(p, 1 - decay)
         losses.append(loss.item())
         if step % 100 == 0 or step == steps - 1:
             log(f"{name} step {step}/{steps} loss {np.mean(losses[-100:]):.4f}")
-    return ema.cpu(), {"steps": steps, "final_loss": float(np.mean(losses[-100:])),
-                       "wall_s": time.perf_counter() - start}  # fmt: skip
+    return dict(ema.cpu().items()), {"steps": steps, "final_loss": float(np.mean(losses[-100:])),
+                                     "wall_s": time.perf_counter() - start}  # fmt: skip
 
 
 # -- the whole recipe -----------------------------------------------------------------------------------------------
@@ -201,6 +226,7 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
                log: Callable[[str], None] = print, command: str | None = None) -> dict[str, Path]:  # fmt: skip
     """Train VAE, then the large and the small transformer; write `out/large`, `out/small` and `out/MODEL_CARD.md`."""
     from diffusers import WanPipeline, WanTransformer3DModel
+    from transformers import UMT5EncoderModel
 
     from fbgen.core.solvers import make_scheduler
     from fbgen.demo.autoencoder import CausalFrameAutoencoder
@@ -211,7 +237,13 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     out = Path(out)
     started = time.perf_counter()
     log(f"training the demo pair on {dev} ({torch.get_num_threads()} CPU threads)")
-    vae, vae_stats = resumable(out / ".vae", CausalFrameAutoencoder, lambda: train_vae(recipe, dev, log), recipe, log)
+
+    def autoencoder() -> tuple[dict[str, Any], dict]:
+        return train_vae(recipe, dev, log)
+
+    vae_models, vae_stats = resumable(out / ".vae", {"vae": CausalFrameAutoencoder}, autoencoder,
+                                      phase_key(recipe, "vae"), log)  # fmt: skip
+    vae = vae_models["vae"]
 
     clips = dataset(recipe.seed + 3, recipe.clips)
     raw = encode_clips(vae.to(dev), clips, dev)
@@ -219,26 +251,33 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
     latents = (raw - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
 
-    tok, enc = tokenizer(), text_encoder(recipe.seed)
-    shared = dict(tokenizer=tok, text_encoder=enc, vae=vae.cpu())
-    pipe = WanPipeline(transformer=None, scheduler=make_scheduler("unipc", SHIFT), **shared)
+    tok = tokenizer()
     vocabulary = sorted({c.caption for c in clips})
     index = {caption: i for i, caption in enumerate(vocabulary)}
-    embeds = encode(pipe, vocabulary)
-    empty = encode(pipe, [""])
+    text = tokens(tok, [*vocabulary, ""])  # the empty caption (CFG's unconditional branch) last
     captions = torch.tensor([index[c.caption] for c in clips])
 
-    stats = {"vae": vae_stats}
+    def large() -> tuple[dict[str, Any], dict]:
+        model, enc = transformer(LARGE_SIZES, recipe.seed + 4), text_encoder(recipe.seed)
+        return train_transformer(model, enc, text, latents, captions, recipe.large_steps, recipe.large_lr, recipe,
+                                 dev, "large", log, train_text=True)  # fmt: skip
+
+    classes = {"transformer": WanTransformer3DModel, "text_encoder": UMT5EncoderModel}
+    large_models, large_stats = resumable(out / ".large", classes, large, phase_key(recipe, "large"), log)
+    enc = large_models["text_encoder"]
+
+    def small() -> tuple[dict[str, Any], dict]:
+        model = transformer(SMALL_SIZES, recipe.seed + 5)
+        return train_transformer(model, enc, text, latents, captions, recipe.small_steps, recipe.small_lr, recipe,
+                                 dev, "small", log, train_text=False)  # fmt: skip
+
+    small_models, small_stats = resumable(out / ".small", {"transformer": WanTransformer3DModel}, small,
+                                          phase_key(recipe, "small"), log)  # fmt: skip
+    stats = {"vae": vae_stats, "large": large_stats, "small": small_stats}
+    shared = dict(tokenizer=tok, text_encoder=enc, vae=vae.cpu())
     paths = {}
-    runs = {"large": (LARGE_SIZES, recipe.large_steps, recipe.large_lr),
-            "small": (SMALL_SIZES, recipe.small_steps, recipe.small_lr)}  # fmt: skip
-    for offset, (name, (sizes, steps, lr)) in enumerate(runs.items()):
-
-        def phase(name=name, sizes=sizes, steps=steps, lr=lr, seed=recipe.seed + 4 + offset):
-            model = transformer(sizes, seed)
-            return train_transformer(model, latents, embeds, captions, empty, steps, lr, recipe, dev, name, log)
-
-        model, stats[name] = resumable(out / f".{name}", WanTransformer3DModel, phase, recipe, log)
+    for name, models in (("large", large_models), ("small", small_models)):
+        model = models["transformer"]
         stats[name]["parameters"] = sum(p.numel() for p in model.parameters())
         paths[name] = out / name
         tmp = out / f".{name}.partial"
@@ -261,27 +300,40 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     return paths
 
 
-def resumable(path: Path, model_class: Any, train: Callable[[], tuple], recipe: Recipe,
-              log: Callable[[str], None]) -> tuple:  # fmt: skip
-    """Run one training phase, or reuse its result from an interrupted run of the same recipe (`path`)."""
+PHASES = {  # what decides each phase's result: its own settings and those of the phases it builds on
+    "vae": (("seed", "vae_steps", "vae_batch", "vae_lr", "object_weight", "halo"), {"vae": VAE}),
+    "large": (("clips", "large_steps", "batch", "large_lr", "caption_dropout", "ema"),
+              {"text_encoder": TEXT, "transformer": TRANSFORMER, "large": LARGE_SIZES, "text_tokens": TEXT_TOKENS,
+               "shift": SHIFT}),
+    "small": (("small_steps", "small_lr"), {"small": SMALL_SIZES}),
+}  # fmt: skip
+
+
+def phase_key(recipe: Recipe, phase: str) -> dict:
+    """The settings a phase's result depends on; a finished phase with the same key is reused, not retrained."""
+    key: dict = {}
+    for name, (fields, architecture) in PHASES.items():
+        key |= {f: getattr(recipe, f) for f in fields} | architecture
+        if name == phase:
+            return json.loads(json.dumps(key))  # as it reads back from phase.json
+    raise KeyError(phase)
+
+
+def resumable(path: Path, classes: dict[str, Any], train: Callable[[], tuple[dict[str, Any], dict]], key: dict,
+              log: Callable[[str], None]) -> tuple[dict[str, Any], dict]:  # fmt: skip
+    """Run one training phase, or reuse its models from an interrupted run with the same settings (`path`)."""
     marker = path / "phase.json"
     record = json.loads(marker.read_text()) if marker.exists() else {}
-    if record.get("recipe") == asdict(recipe):
-        log(f"reusing {path.name.lstrip('.')} from an earlier run of this recipe")
-        model = model_class.from_pretrained(path, use_safetensors=True).eval().requires_grad_(False)
-        return model, record["stats"]
-    model, stats = train()
+    if record.get("key") == key:
+        log(f"reusing {path.name.lstrip('.')} from an earlier run with the same settings")
+        return {name: cls.from_pretrained(path / name, use_safetensors=True).eval().requires_grad_(False)
+                for name, cls in classes.items()}, record["stats"] | {"reused": True}  # fmt: skip
+    models, stats = train()
     shutil.rmtree(path, ignore_errors=True)
-    model.save_pretrained(path, safe_serialization=True)
-    marker.write_text(json.dumps({"recipe": asdict(recipe), "stats": stats}))
-    return model, stats
-
-
-@torch.no_grad()
-def encode(pipe, prompts: list[str]) -> torch.Tensor:
-    """Captions → (N, TEXT_TOKENS, text_dim) through `WanPipeline.encode_prompt`, exactly as sampling encodes them."""
-    return torch.cat([pipe.encode_prompt(p, do_classifier_free_guidance=False, max_sequence_length=TEXT_TOKENS,
-                                         device="cpu")[0] for p in prompts])  # fmt: skip
+    for name, model in models.items():
+        model.save_pretrained(path / name, safe_serialization=True)
+    marker.write_text(json.dumps({"key": key, "stats": stats}))
+    return models, stats
 
 
 def hardware(device: torch.device) -> str:
@@ -299,6 +351,9 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
                                "small": SMALL_SIZES, "text_tokens": TEXT_TOKENS, "shift": SHIFT}}  # fmt: skip
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     large, small, vae = stats["large"], stats["small"], stats["vae"]
+    phases = "; ".join(f"{name} {stats[key]['wall_s']:.0f} s" + (" in an earlier run with the same settings, reused "
+                       "here" if stats[key].get("reused") else "") for name, key in (("VAE", "vae"), ("large",
+                       "large"), ("small", "small")))  # fmt: skip
     rows = "\n".join([
         *(f"| {name} transformer (`{name}/transformer`) | {s['parameters']:,} | {s['steps']} steps, batch "
           f"{recipe.batch}, lr {lr}, final loss {s['final_loss']:.4f}, {s['wall_s']:.0f} s |"
@@ -310,7 +365,8 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
         f"{recipe.object_weight:g}x in training), "
         f"{vae['wall_s']:.0f} s |",
         f"| text encoder (`large/text_encoder`, UMT5, word-level tokenizer over {len(WORDS)} words) | "
-        f"{stats['text_encoder_parameters']:,} | frozen at its seeded initialisation |",
+        f"{stats['text_encoder_parameters']:,} | trained with the large transformer (its EMA), then frozen for the "
+        f"small one |",
     ])  # fmt: skip
     card = f"""# fbgen demo pair
 
@@ -334,8 +390,7 @@ testing FlowBlending on real learned models; they know nothing else.
   {recipe.caption_dropout:.0%} empty captions for classifier-free guidance; the shipped weights are the EMA
   ({recipe.ema}).
 - Hardware: {hardware(device)}; torch {torch.__version__}; wall time of this run {stats["wall_s"]:.0f} s (phases:
-  VAE {vae["wall_s"]:.0f} s, large {large["wall_s"]:.0f} s, small {small["wall_s"]:.0f} s; a phase reused from an
-  interrupted run of the same recipe is not in this run's time).
+  {phases}).
 - Reproduce: `{command or "fbgen train-demo"}` (seed {recipe.seed}; the same recipe on other hardware gives
   equivalent, not bit-identical, weights).
 - Load with diffusers: `import fbgen.demo.autoencoder` (the autoencoder's class), then
