@@ -30,9 +30,9 @@ from fbgen.outputs.video import read_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_SEED = 2026  # fbgen.demo.results' held-out evaluation captions
-# LSL's mean attribute accuracy over the first 8 pairs is 0.49 (docs/DEMO_RESULTS.md over 100: LLL 0.55, LSL 0.51,
-# SSS 0.30); read from MP4s it may move a little
-MIN_LSL = 0.4
+# LSL's mean attribute accuracy over these 8 captions, read from the MP4s, is 0.64 (docs/DEMO_RESULTS.md over 100
+# pairs: LLL 0.65, LSL 0.65, SSS 0.41)
+MIN_LSL = 0.5
 PROMPTS = ["a red striped circle moving right slowly above a blue plain square moving left quickly on a black "
            "background", "a yellow plain triangle moving down quickly on a gray background"]  # fmt: skip
 
@@ -117,7 +117,7 @@ def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
         assert frames.shape == (FRAMES, SIZE * scale, SIZE * scale, 3)
         readings.append(read(frames[:, scale // 2 :: scale, scale // 2 :: scale]))  # each block's centre pixel
     acc = accuracy(readings, [c.attributes() for c in clips])
-    assert acc["background"] == 1.0 and np.mean([acc[k] for k in ATTRIBUTES]) >= MIN_LSL, acc
+    assert acc["background"] == 1.0 and np.mean([acc[k] for k in ATTRIBUTES]) >= MIN_LSL, (np.mean([acc[k] for k in ATTRIBUTES]), acc)
 
 
 def test_run_needs_a_config_or_demo():
@@ -287,3 +287,21 @@ def test_a_wheel_runs_the_demo_without_the_repository(tmp_path):
     output = Path(json.loads(run.stdout)["items"][0]["output"])
     assert output.parent == empty / "out" / "demo" and output.is_file()  # the packaged config's output_dir
     assert str(tmp_path / "site") in json.dumps(json.loads(output.with_suffix(".json").read_text())["models"])
+
+
+def test_probe_tells_the_words_the_large_model_listens_to():
+    """The probe swaps one attribute's word (only that one) and measures what it costs the model: the shipped large
+    model learned colour and shape (measured at σ 0.75: +77% and +10% loss when swapped)."""
+    from fbgen.demo.data import Clip, Thing
+    from fbgen.demo.probe import SWAPS, sensitivity, swapped, table
+
+    a = Thing("red", "circle", "striped", "left", "slowly", (4, 4))
+    b = Thing("blue", "square", "plain", "up", "quickly", (30, 4))
+    clip = Clip((a, b), "left of", "gray")
+    assert swapped(clip, "direction") == clip.caption.replace("moving left", "moving right")
+    assert swapped(clip, "relation") == clip.caption.replace("slowly left of", "slowly right of")
+    assert swapped(clip, "colour") == clip.caption.replace("a red", "a green")
+    result = sensitivity(clips=8, sigmas=(0.75,))
+    assert set(result) == set(SWAPS)
+    assert result["colour"][0.75] > 0.2 and result["shape"][0.75] > 0.02
+    assert "| colour | " in table(result)

@@ -1,0 +1,97 @@
+"""Which caption words a demo transformer listens to.
+
+Its flow-matching loss on held-out clips with the true caption, against the same caption with one attribute's word
+swapped for another value ("moving left" → "moving right"). A word the model uses costs loss when it is wrong; a
+word it ignores costs nothing. This tells a failure of conditioning (the model never learned what "left" means)
+apart from a failure of sampling, without sampling anything.
+
+    python -m fbgen.demo.probe [--model small]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from fbgen.demo.data import COLOURS, DIRECTIONS, RELATIONS, SHAPES, SPEEDS, TEXTURES, Clip, dataset
+
+SWAPS = {  # attribute → {its value in a caption: the value put in its place}
+    "colour": dict(zip(COLOURS, [*list(COLOURS)[1:], list(COLOURS)[0]])),
+    "shape": dict(zip(SHAPES, [*SHAPES[1:], SHAPES[0]])),
+    "texture": dict(zip(TEXTURES, reversed(TEXTURES))),
+    "direction": {"left": "right", "right": "left", "up": "down", "down": "up"},
+    "speed": dict(zip(SPEEDS, reversed(list(SPEEDS)))),
+    "relation": {"above": "below", "below": "above", "left of": "right of", "right of": "left of"},
+}
+assert set(SWAPS["direction"]) == set(DIRECTIONS) and set(SWAPS["relation"]) == set(RELATIONS)
+SIGMAS = (0.9, 0.75, 0.6, 0.4)
+PROBE_SEED = 2029  # held-out clips of their own, apart from fbgen.demo.results' evaluation captions
+
+
+def swapped(clip: Clip, attribute: str) -> str:
+    """The clip's caption with the first object's `attribute` (or the relation) changed."""
+    value = clip.relation if attribute == "relation" else getattr(clip.things[0], attribute)
+    return clip.caption.replace(f" {value} ", f" {SWAPS[attribute][value]} ", 1)
+
+
+@torch.no_grad()
+def sensitivity(pair: str | Path | None = None, model: str = "large", clips: int = 32,
+                sigmas: tuple[float, ...] = SIGMAS) -> dict[str, dict[float, float]]:  # fmt: skip
+    """Per attribute and noise level, the loss with that word swapped over the loss with the true caption, minus 1
+    (0.5 = 50% more loss). One-object clips for the objects' attributes, two-object clips for the relation."""
+    from diffusers import WanPipeline, WanTransformer3DModel
+
+    import fbgen.demo.autoencoder  # noqa: F401  (the autoencoder's class, for from_pretrained)
+    from fbgen.demo.train import encode_clips, features, tokens
+    from fbgen.families.demo import PAIR
+
+    root = Path(pair or PAIR)
+    pipe = WanPipeline.from_pretrained(root / "large", use_safetensors=True)
+    net = WanTransformer3DModel.from_pretrained(root / model, subfolder="transformer", use_safetensors=True).eval()
+    vae = pipe.vae
+    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
+    pool = dataset(PROBE_SEED, 8 * clips, held=True)
+    generator = torch.Generator().manual_seed(PROBE_SEED)
+    out: dict[str, dict[float, float]] = {}
+    for attribute in SWAPS:
+        count = 2 if attribute == "relation" else 1
+        chosen = [c for c in pool if len(c.things) == count][:clips]
+        x0 = (encode_clips(vae, chosen, torch.device("cpu")) - mean) / std
+        noise = torch.randn(x0.shape, generator=generator)
+        conds = [features(pipe.text_encoder, *tokens(pipe.tokenizer, captions))
+                 for captions in ([c.caption for c in chosen], [swapped(c, attribute) for c in chosen])]  # fmt: skip
+        out[attribute] = {}
+        for sigma in sigmas:
+            xt = (1 - sigma) * x0 + sigma * noise
+            t = torch.full((len(chosen),), sigma * 1000)
+            true, wrong = (
+                (net(hidden_states=xt, timestep=t, encoder_hidden_states=c, return_dict=False)[0] - (noise - x0))
+                .square()
+                .mean()
+                .item()
+                for c in conds
+            )
+            out[attribute][sigma] = wrong / true - 1
+    return out
+
+
+def table(result: dict[str, dict[float, float]]) -> str:
+    sigmas = list(next(iter(result.values())))
+    head = "| swapped word | " + " | ".join(f"σ {s:g}" for s in sigmas) + " |"
+    rows = [f"| {a} | " + " | ".join(f"{100 * v:+.1f}%" for v in by.values()) + " |" for a, by in result.items()]
+    return "\n".join([head, "| --- |" + " ---: |" * len(sigmas), *rows])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--pair", help="a pair directory with large/ and small/ (default: the shipped pair)")
+    parser.add_argument("--model", default="large", choices=["large", "small"])
+    parser.add_argument("--clips", type=int, default=32)
+    args = parser.parse_args(argv)
+    print(table(sensitivity(args.pair, args.model, args.clips)))
+
+
+if __name__ == "__main__":
+    main()
