@@ -8,8 +8,9 @@ Three phases, each seeded, on CUDA when present (else CPU):
 2. the large `WanTransformer3DModel` learns flow matching on the latents (x_t = (1 - s) x0 + s noise, target
    noise - x0, s shifted like the sampler's sigmas, 10% empty captions for CFG, EMA) together with a tiny UMT5
    text encoder over a word-level tokenizer of the captions' vocabulary. Wan's UMT5 comes pretrained; a random
-   frozen one cannot say which words belong to which object, so here it learns that with the large model. Its
-   features are computed as `WanPipeline.encode_prompt` computes them, so training and sampling condition alike;
+   frozen one is a poor stand-in (with it the large model used every caption word about half as much, as
+   `fbgen.demo.probe` measures), so here it learns with the large model. Its features are computed as
+   `WanPipeline.encode_prompt` computes them, so training and sampling condition alike;
 3. the small transformer (~8x fewer parameters, as Wan 2.1 1.3B to 14B is 10.8x) learns the same objective on the
    now frozen text encoder: the pair shares it, and the autoencoder.
 
