@@ -275,7 +275,7 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     small_models, small_stats = resumable(out / ".small", {"transformer": WanTransformer3DModel}, small,
                                           phase_key(recipe, "small"), log)  # fmt: skip
     stats = {"vae": vae_stats, "large": large_stats, "small": small_stats}
-    shared = dict(tokenizer=tok, text_encoder=enc, vae=vae.cpu())
+    shared = dict(tokenizer=tok, text_encoder=enc.cpu(), vae=vae.cpu())
     paths = {}
     for name, models in (("large", large_models), ("small", small_models)):
         model = models["transformer"]
