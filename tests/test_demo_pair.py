@@ -292,7 +292,7 @@ def test_a_wheel_runs_the_demo_without_the_repository(tmp_path):
 
 def test_probe_tells_the_words_the_large_model_listens_to():
     """The probe swaps one attribute's word (only that one) and measures what it costs the model: the shipped large
-    model learned colour and shape (measured at σ 0.75: +77% and +10% loss when swapped)."""
+    model learned colour and shape (`python -m fbgen.demo.probe` at σ 0.75: +66% and +10% loss when swapped)."""
     from fbgen.demo.data import Clip, Thing
     from fbgen.demo.probe import SWAPS, sensitivity, swapped, table
 

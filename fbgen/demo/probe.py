@@ -54,26 +54,22 @@ def sensitivity(pair: str | Path | None = None, model: str = "large", clips: int
     mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
     pool = dataset(PROBE_SEED, 8 * clips, held=True)
     generator = torch.Generator().manual_seed(PROBE_SEED)
+
+    def loss(x0: torch.Tensor, noise: torch.Tensor, sigma: float, captions: list[str]) -> float:
+        cond = features(pipe.text_encoder, *tokens(pipe.tokenizer, captions))
+        xt, t = (1 - sigma) * x0 + sigma * noise, torch.full((len(x0),), sigma * 1000)
+        velocity = net(hidden_states=xt, timestep=t, encoder_hidden_states=cond, return_dict=False)[0]
+        return (velocity - (noise - x0)).square().mean().item()
+
     out: dict[str, dict[float, float]] = {}
-    for attribute in SWAPS:
-        count = 2 if attribute == "relation" else 1
+    for count in (1, 2):  # each clip set is encoded, noised and scored with its true captions once
         chosen = [c for c in pool if len(c.things) == count][:clips]
         x0 = (encode_clips(vae, chosen, torch.device("cpu")) - mean) / std
         noise = torch.randn(x0.shape, generator=generator)
-        conds = [features(pipe.text_encoder, *tokens(pipe.tokenizer, captions))
-                 for captions in ([c.caption for c in chosen], [swapped(c, attribute) for c in chosen])]  # fmt: skip
-        out[attribute] = {}
-        for sigma in sigmas:
-            xt = (1 - sigma) * x0 + sigma * noise
-            t = torch.full((len(chosen),), sigma * 1000)
-            true, wrong = (
-                (net(hidden_states=xt, timestep=t, encoder_hidden_states=c, return_dict=False)[0] - (noise - x0))
-                .square()
-                .mean()
-                .item()
-                for c in conds
-            )
-            out[attribute][sigma] = wrong / true - 1
+        true = {sigma: loss(x0, noise, sigma, [c.caption for c in chosen]) for sigma in sigmas}
+        for attribute in [a for a in SWAPS if (a == "relation") == (count == 2)]:
+            out[attribute] = {sigma: loss(x0, noise, sigma, [swapped(c, attribute) for c in chosen]) / true[sigma] - 1
+                              for sigma in sigmas}  # fmt: skip
     return out
 
 
