@@ -3,7 +3,7 @@
 One or two objects, each with its own colour, shape, texture and straight-line motion, over a black or gray
 background. Getting a caption right takes composition (how many objects, which attributes bind to which object,
 where each is relative to the other, where each goes); getting the picture clean takes detail (a striped object's
-2-pixel stripes, sharp edges). Every frame moves: positions are whole pixels and every object moves 1 or 2 pixels a
+2-pixel stripes, sharp edges). Every frame moves: positions are whole pixels and every object moves 2 or 3 pixels a
 frame, so stripes and edges stay crisp. Captions come from a closed vocabulary in one fixed word order:
 
     "a red striped circle moving left slowly above a blue plain square moving up quickly on a gray background"
@@ -31,7 +31,8 @@ BACKGROUNDS = {"black": (0, 0, 0), "gray": (100, 100, 100)}
 SHAPES = ("circle", "square", "triangle")
 TEXTURES = ("plain", "striped")
 DIRECTIONS = {"left": (-1, 0), "right": (1, 0), "up": (0, -1), "down": (0, 1)}
-SPEEDS = {"slowly": 1, "quickly": 2}  # pixels per frame
+SPEEDS = {"slowly": 2, "quickly": 3}  # pixels per frame: at least half a latent pixel (4 px) per frame, so a
+# latent frame (2 frames) moves at least one, and motion is more than a fraction of a token (8 px)
 RELATIONS = {"above": (1, -1), "below": (1, 1), "left of": (0, -1), "right of": (0, 1)}  # (axis, sign of A - B)
 GAP = 8  # a relation holds by at least this many pixels between centres, in every frame
 WORDS = ("a", "moving", "on", "background", "of", *COLOURS, *SHAPES, *TEXTURES, *DIRECTIONS, *SPEEDS,
@@ -99,11 +100,14 @@ def _thing(rng: random.Random, colour: str) -> Thing:
 
 
 def _apart(a: Thing, b: Thing, relation: str) -> bool:
-    """Boxes never touch, and the relation holds by GAP pixels, in every frame."""
+    """Boxes never touch, and the relation holds by GAP pixels and along the main axis between the two (A above B:
+    more apart vertically than horizontally), in every frame. So a caption names what one sees, not one of two
+    relations that hold at once."""
     axis, sign = RELATIONS[relation]
     for f in range(FRAMES):
         ca, cb = a.centre(f), b.centre(f)
-        if sign * (ca[axis] - cb[axis]) < GAP:
+        along, across = sign * (ca[axis] - cb[axis]), abs(ca[1 - axis] - cb[1 - axis])
+        if along < GAP or along <= across:
             return False
         if abs(ca[0] - cb[0]) < 2 * RADIUS + 2 and abs(ca[1] - cb[1]) < 2 * RADIUS + 2:
             return False

@@ -20,6 +20,7 @@ The result is two diffusers `WanPipeline` directories (safetensors) sharing text
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import math
 import platform
@@ -35,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fbgen.demo import data
 from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_split
 
 TEXT_TOKENS = 24  # captions are at most 22 words + </s>; the demo family pads prompts to this length
@@ -301,8 +303,9 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     return paths
 
 
+WORLD = hashlib.sha1(Path(data.__file__).read_bytes()).hexdigest()  # the clips every phase learns from
 PHASES = {  # what decides each phase's result: its own settings and those of the phases it builds on
-    "vae": (("seed", "vae_steps", "vae_batch", "vae_lr", "object_weight", "halo"), {"vae": VAE}),
+    "vae": (("seed", "vae_steps", "vae_batch", "vae_lr", "object_weight", "halo"), {"vae": VAE, "world": WORLD}),
     "large": (("clips", "large_steps", "batch", "large_lr", "caption_dropout", "ema"),
               {"text_encoder": TEXT, "transformer": TRANSFORMER, "large": LARGE_SIZES, "text_tokens": TEXT_TOKENS,
                "shift": SHIFT}),
