@@ -13,6 +13,7 @@ from fbgen.demo.data import (
     RADIUS,
     RELATIONS,
     SIZE,
+    SPEEDS,
     WORDS,
     dataset,
     held_out,
@@ -49,6 +50,7 @@ def test_held_out_captions_never_appear_in_training_clips():
 def test_objects_stay_inside_apart_and_in_relation_and_every_frame_moves():
     for clip in dataset(1, 300):
         frames = render(clip)
+        assert all(SPEEDS[t.speed] >= 2 for t in clip.things)  # at least half a latent pixel a frame
         bg = np.array(BACKGROUNDS[clip.background])
         assert all(not np.array_equal(frames[f], frames[f + 1]) for f in range(FRAMES - 1))
         for f in frames:
@@ -58,7 +60,8 @@ def test_objects_stay_inside_apart_and_in_relation_and_every_frame_moves():
             a, b = clip.things
             axis, sign = RELATIONS[clip.relation]
             for f in range(FRAMES):
-                assert sign * (a.centre(f)[axis] - b.centre(f)[axis]) >= GAP
+                along = sign * (a.centre(f)[axis] - b.centre(f)[axis])
+                assert along >= GAP and along > abs(a.centre(f)[1 - axis] - b.centre(f)[1 - axis])  # its own axis
                 assert max(abs(a.centre(f)[i] - b.centre(f)[i]) for i in (0, 1)) >= 2 * RADIUS + 2
 
 

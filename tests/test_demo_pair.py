@@ -259,6 +259,21 @@ def test_demo_results_score_every_schedule_sweep_and_the_calibration(tmp_path):
     assert "automatic boundaries" in text
 
 
+def test_sweep_best_keeps_content_early_and_cleans_late():
+    from fbgen.demo.results import sweep_best
+
+    def run(sweep, bounds, mean, artifact):  # FLOPs grow with the large model's steps: b1 + (1 - b2)
+        return {"run": "LSL" if sweep is None else f"{sweep}{bounds}", "sweep": sweep, "boundaries": bounds,
+                "mean": mean, "artifact": artifact, "flops": bounds[0] + 1 - bounds[1]}  # fmt: skip
+
+    runs = [run(None, [0.4, 0.8], 0.65, 0.080), run("early", [0.2, 0.8], 0.50, 0.09),
+            run("early", [0.3, 0.8], 0.64, 0.09), run("early", [0.5, 0.8], 0.65, 0.07),
+            run("late", [0.4, 0.6], 0.64, 0.060), run("late", [0.4, 0.7], 0.65, 0.064),
+            run("late", [0.4, 0.9], 0.66, 0.092)]  # fmt: skip
+    # early: the cheapest switch within 2 points of the top; late: the latest return that is as clean as the cleanest
+    assert sweep_best(runs) == {"early": 0.3, "late": 0.7}
+
+
 def test_a_wheel_runs_the_demo_without_the_repository(tmp_path):
     """The wheel carries the packaged config and the pair: unpacked on its own (no repository, no configs/), it runs
     `fbgen run --demo` from an empty directory."""
