@@ -2,13 +2,16 @@
 analytic checker validated on ground truth (the autoencoder's round trip is checked with the shipped pair)."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 
 from fbgen.demo.checker import ATTRIBUTES, accuracy, read, score
 from fbgen.demo.data import (
     BACKGROUNDS,
+    DIRECTIONS,
     FRAMES,
     GAP,
     RADIUS,
@@ -16,6 +19,9 @@ from fbgen.demo.data import (
     SIZE,
     SPEEDS,
     WORDS,
+    Clip,
+    Thing,
+    _apart,
     dataset,
     held_out,
     render,
@@ -46,6 +52,38 @@ def test_held_out_captions_never_appear_in_training_clips():
     assert not {c.caption for c in train} & {c.caption for c in held}
     every = [sample_clip(random.Random(i)).caption for i in range(4000)]
     assert 0.09 < np.mean([held_out(c) for c in every]) < 0.16  # about one in eight
+
+
+def _drawable(caption: str, rng: random.Random, tries: int = 20000) -> bool:
+    """Whether the world can lay out a clip with this caption (every box inside, the relation true every frame)."""
+    objects, background = caption.removesuffix(" background").rsplit(" on a ", 1)
+    relation = next((r for r in RELATIONS if f" {r} a " in objects), None)
+    words = [o.split() for o in (objects.split(f" {relation} ") if relation else [objects])]
+    assert background in BACKGROUNDS and all(len(w) == 7 and w[4] == "moving" for w in words), caption
+    for _ in range(tries):
+        things = []
+        for _a, colour, texture, shape, _moving, direction, speed in words:
+            travel, (dx, dy) = SPEEDS[speed] * (FRAMES - 1), DIRECTIONS[direction]
+            bounds = [(1 + max(0, -d) * travel, SIZE - 2 * RADIUS - 1 - max(0, d) * travel) for d in (dx, dy)]
+            start = tuple(rng.randint(lo, hi) for lo, hi in bounds)
+            things.append(Thing(colour, shape, texture, direction, speed, start))
+        if relation is None or _apart(*things, relation):
+            return Clip(tuple(things), relation, background).caption == caption
+    return False
+
+
+def test_shipped_prompts_are_held_out_captions_the_world_can_draw():
+    """The demo's prompts (configs, the packaged config, prompts/demo.txt) are captions the pair never saw, and ones
+    the world can draw: a quick object beside another one moves across the relation's axis, never along it."""
+    root = Path(__file__).parents[1]
+    prompts = [line for line in (root / "prompts/demo.txt").read_text().splitlines() if not line.startswith("#")]
+    for config in (root / "configs/demo.yaml", root / "fbgen/demo/demo.yaml"):
+        prompts += yaml.safe_load(config.read_text())["prompts"]
+    assert len(prompts) == 20
+    rng = random.Random(0)
+    assert all(held_out(p) and _drawable(p, rng) for p in prompts)
+    assert not _drawable("a red plain square moving right quickly left of a blue plain circle moving up slowly on a "
+                         "gray background", rng)  # fmt: skip
 
 
 def test_objects_stay_inside_apart_and_in_relation_and_every_frame_moves():
