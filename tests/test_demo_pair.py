@@ -272,6 +272,9 @@ def test_sweep_best_keeps_content_early_and_cleans_late():
             run("late", [0.4, 0.9], 0.66, 0.092)]  # fmt: skip
     # early: the cheapest switch within 2 points of the top; late: the latest return that is as clean as the cleanest
     assert sweep_best(runs) == {"early": 0.3, "late": 0.7}
+    # the cleanest return is not accurate enough: "clean" is measured among the accurate ones
+    runs[4] = run("late", [0.4, 0.6], 0.50, 0.050)
+    assert sweep_best(runs) == {"early": 0.3, "late": 0.7}
 
 
 def test_a_wheel_runs_the_demo_without_the_repository(tmp_path):
@@ -321,5 +324,7 @@ def test_probe_tells_the_words_the_large_model_listens_to():
     assert swapped(clip, "colour") == clip.caption.replace("a red", "a green")
     result = sensitivity(clips=8, sigmas=(0.75,))
     assert set(result) == set(SWAPS)
-    assert result["colour"][0.75] > 0.2 and result["shape"][0.75] > 0.02 and result["direction"][0.75] > 0.2
+    sensitive = {word: result[word][0.75] for word in SWAPS}  # these 8 clips: 1.27, 0.19, 0.52, 0.06 (speed)
+    assert sensitive["colour"] > 0.5 and sensitive["shape"] > 0.05 and sensitive["direction"] > 0.2
+    assert sensitive["speed"] > 0.03  # v4, whose speeds parted by one token, used it for 0.02 over 32 clips
     assert "| colour | " in table(result)
