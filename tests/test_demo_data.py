@@ -11,7 +11,6 @@ import yaml
 from fbgen.demo.checker import ATTRIBUTES, accuracy, read, score
 from fbgen.demo.data import (
     BACKGROUNDS,
-    DIRECTIONS,
     FRAMES,
     GAP,
     RADIUS,
@@ -21,12 +20,13 @@ from fbgen.demo.data import (
     WORDS,
     Clip,
     Thing,
-    _apart,
+    apart,
     dataset,
     held_out,
     render,
     sample_clip,  # fmt: skip
     shape_mask,
+    start,
 )
 
 
@@ -61,13 +61,9 @@ def _drawable(caption: str, rng: random.Random, tries: int = 20000) -> bool:
     words = [o.split() for o in (objects.split(f" {relation} ") if relation else [objects])]
     assert background in BACKGROUNDS and all(len(w) == 7 and w[4] == "moving" for w in words), caption
     for _ in range(tries):
-        things = []
-        for _a, colour, texture, shape, _moving, direction, speed in words:
-            travel, (dx, dy) = SPEEDS[speed] * (FRAMES - 1), DIRECTIONS[direction]
-            bounds = [(1 + max(0, -d) * travel, SIZE - 2 * RADIUS - 1 - max(0, d) * travel) for d in (dx, dy)]
-            start = tuple(rng.randint(lo, hi) for lo, hi in bounds)
-            things.append(Thing(colour, shape, texture, direction, speed, start))
-        if relation is None or _apart(*things, relation):
+        things = [Thing(colour, shape, texture, direction, speed, start(rng, direction, speed))
+                  for _a, colour, texture, shape, _moving, direction, speed in words]  # fmt: skip
+        if relation is None or apart(*things, relation):
             return Clip(tuple(things), relation, background).caption == caption
     return False
 

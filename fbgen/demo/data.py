@@ -90,18 +90,23 @@ def held_out(caption: str) -> bool:
     return int(hashlib.sha1(caption.encode()).hexdigest(), 16) % HELD_OUT == 0
 
 
-def _thing(rng: random.Random, colour: str) -> Thing:
-    direction, speed = rng.choice(list(DIRECTIONS)), rng.choice(list(SPEEDS))
+def start(rng: random.Random, direction: str, speed: str) -> tuple[int, int]:
+    """A random top-left corner from which the object's box stays inside the frame (1 pixel clear) all clip long."""
     travel = SPEEDS[speed] * (FRAMES - 1)
     dx, dy = DIRECTIONS[direction]
     box = 2 * RADIUS
     lo_x, hi_x = 1 + max(0, -dx) * travel, SIZE - box - 1 - max(0, dx) * travel
     lo_y, hi_y = 1 + max(0, -dy) * travel, SIZE - box - 1 - max(0, dy) * travel
-    start = rng.randint(lo_x, hi_x), rng.randint(lo_y, hi_y)
-    return Thing(colour, rng.choice(SHAPES), rng.choice(TEXTURES), direction, speed, start)
+    return rng.randint(lo_x, hi_x), rng.randint(lo_y, hi_y)
 
 
-def _apart(a: Thing, b: Thing, relation: str) -> bool:
+def _thing(rng: random.Random, colour: str) -> Thing:
+    direction, speed = rng.choice(list(DIRECTIONS)), rng.choice(list(SPEEDS))
+    corner = start(rng, direction, speed)
+    return Thing(colour, rng.choice(SHAPES), rng.choice(TEXTURES), direction, speed, corner)
+
+
+def apart(a: Thing, b: Thing, relation: str) -> bool:
     """Boxes never touch, and the relation holds by GAP pixels and along the main axis between the two (A above B:
     more apart vertically than horizontally), in every frame. So a caption names what one sees, not one of two
     relations that hold at once."""
@@ -126,7 +131,7 @@ def sample_clip(rng: random.Random) -> Clip:
     relation = rng.choice(list(RELATIONS))
     while True:
         a, b = _thing(rng, colours[0]), _thing(rng, colours[1])
-        if _apart(a, b, relation):
+        if apart(a, b, relation):
             return Clip((a, b), relation, background)
 
 
