@@ -324,7 +324,7 @@ def test_probe_tells_the_words_the_large_model_listens_to():
     assert swapped(clip, "colour") == clip.caption.replace("a red", "a green")
     result = sensitivity(clips=8, sigmas=(0.75,))
     assert set(result) == set(SWAPS)
-    sensitive = {word: result[word][0.75] for word in SWAPS}  # these 8 clips: 1.27, 0.19, 0.52, 0.06 (speed)
+    sensitive = {word: result[word][0.75] for word in SWAPS}  # on these 8 clips: 1.27, 0.19, 0.52, 0.06
     assert sensitive["colour"] > 0.5 and sensitive["shape"] > 0.05 and sensitive["direction"] > 0.2
     assert sensitive["speed"] > 0.03  # v4, whose speeds parted by one token, used it for 0.02 over 32 clips
     assert "| colour | " in table(result)
