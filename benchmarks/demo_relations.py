@@ -33,12 +33,15 @@ import torch
 
 from fbgen.demo import data
 from fbgen.demo.data import Clip, Thing, apart, dataset, held_out, start
+from fbgen.demo.probe import PROBE_SEED
 from fbgen.demo.train import Recipe, encode_clips, features, hardware, tokens, train_transformer
 
 ARMS = ("two-object", "move-alike", "canonical", "twins")
 CANONICAL = {"below": "above", "right of": "left of"}  # the other object named first reads the same
 SIGMAS = (0.97, 0.9, 0.75, 0.6)
 LR = 4e-4  # half the recipe's peak: this continues a trained model
+TRAIN_SEED = 77  # the arm's training clips
+ARM_PROBE_SEED = 99  # the arm's held-out probe clips (the world's are fbgen.demo.probe's)
 
 
 def canonical(clip: Clip) -> Clip:
@@ -114,14 +117,14 @@ def main(argv: list[str] | None = None) -> None:
     began = time.perf_counter()
 
     pipe = WanPipeline.from_pretrained(Path(PAIR) / "large", use_safetensors=True)
-    rng = random.Random(99)
-    world = [c for c in dataset(2029, 8 * args.probe_clips, held=True) if len(c.things) == 2][: args.probe_clips]
+    rng = random.Random(ARM_PROBE_SEED)
+    world = [c for c in dataset(PROBE_SEED, 8 * args.probe_clips, held=True) if len(c.things) == 2][: args.probe_clips]
     probes = {"world": [canonical(c) for c in world] if args.arm in ("canonical", "twins") else world}
     if args.arm != "two-object":
         probes[args.arm] = [special(rng, args.arm, held=True) for _ in range(args.probe_clips)]
     before = {name: order_sensitivity(pipe, clips) for name, clips in probes.items()}
 
-    clips = training_clips(args.arm, args.clips, seed=77)
+    clips = training_clips(args.arm, args.clips, seed=TRAIN_SEED)
     vae = pipe.vae
     mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
     latents = (encode_clips(vae, clips, torch.device("cpu")) - mean) / std
