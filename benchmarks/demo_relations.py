@@ -16,7 +16,8 @@ large model (transformer and text encoder, as `fbgen train-demo` trains them) an
 
 The probe: loss with the two objects named in the other order (the relation is then wrong, every binding of
 attributes to an object kept) over loss with the true caption, minus 1, on held-out clips of the world and of the
-arm's kind, before and after. The weights are the trained ones, not an EMA, so a little learning shows.
+arm's kind, before and after. The weights are the trained ones, not an EMA, so a little learning shows. Training
+runs on CUDA when present (`--device`), the probes on the CPU.
 
     python benchmarks/demo_relations.py --arm twins --steps 1000 --json benchmarks/results/cpu-demo-relations.json
 """
@@ -104,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     from diffusers import WanPipeline
 
     import fbgen.demo.autoencoder  # noqa: F401  (the autoencoder's class, for from_pretrained)
+    from fbgen.engine.engine import resolve_device
     from fbgen.families.demo import PAIR
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -112,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--clips", type=int, default=8000)
     parser.add_argument("--probe-clips", type=int, default=32)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--device", default="auto", help="where to train (auto: CUDA when present); probes: CPU")
     args = parser.parse_args(argv)
+    device = resolve_device(args.device)
     torch.set_num_threads(min(2, torch.get_num_threads()))
     began = time.perf_counter()
 
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     text = tokens(pipe.tokenizer, [*vocabulary, ""])
     captions = torch.tensor([index[c.caption] for c in clips])
     models, stats = train_transformer(pipe.transformer.requires_grad_(True), pipe.text_encoder, text, latents, captions,
-                                      args.steps, LR, Recipe(ema=0.0), torch.device("cpu"), args.arm,
+                                      args.steps, LR, Recipe(ema=0.0), device, args.arm,
                                       lambda line: print(line, flush=True), train_text=True)  # fmt: skip
     pipe.transformer, pipe.text_encoder = models["transformer"], models["text_encoder"]
     after = {name: order_sensitivity(pipe, clips) for name, clips in probes.items()}
@@ -143,8 +147,8 @@ def main(argv: list[str] | None = None) -> None:
         for when, result in (("before", before), (f"after {args.steps} steps", after)):
             print(f"| {name} | {when} | {' | '.join(f'{100 * v:+.1f}%' for v in result[name].values())} |")
     record = {"arm": args.arm, "steps": args.steps, "clips": len(clips), "lr": LR, "sigmas": list(SIGMAS),
-              "before": before, "after": after, "final_loss": stats["final_loss"], "hardware": hardware(
-                  torch.device("cpu")), "wall_s": time.perf_counter() - began}  # fmt: skip
+              "before": before, "after": after, "final_loss": stats["final_loss"], "hardware": hardware(device),
+              "wall_s": time.perf_counter() - began}  # fmt: skip
     if args.json:
         runs = json.loads(args.json.read_text()) if args.json.is_file() else {}
         runs[args.arm] = record
