@@ -34,8 +34,8 @@ import torch
 
 from fbgen.demo import data
 from fbgen.demo.data import Clip, Thing, apart, dataset, held_out, start
-from fbgen.demo.probe import PROBE_SEED
-from fbgen.demo.train import Recipe, encode_clips, features, hardware, tokens, train_transformer
+from fbgen.demo.probe import PROBE_SEED, flow_loss, latents
+from fbgen.demo.train import Recipe, hardware, tokens, train_transformer
 
 ARMS = ("two-object", "move-alike", "canonical", "twins")
 CANONICAL = {"below": "above", "right of": "left of"}  # the other object named first reads the same
@@ -86,19 +86,13 @@ def training_clips(arm: str, count: int, seed: int) -> list[Clip]:
 @torch.no_grad()
 def order_sensitivity(pipe, clips: list[Clip]) -> dict[float, float]:
     """Per sigma, the loss with the two objects named in the other order over the loss with the true caption, - 1."""
-    vae, net = pipe.vae, pipe.transformer.eval()
-    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
-    x0 = (encode_clips(vae, clips, torch.device("cpu")) - mean) / std
+    net, x0 = pipe.transformer.eval(), latents(pipe.vae, clips)
     noise = torch.randn(x0.shape, generator=torch.Generator().manual_seed(1))
 
-    def loss(sigma: float, captions: list[str]) -> float:
-        cond = features(pipe.text_encoder.eval(), *tokens(pipe.tokenizer, captions))
-        xt, t = (1 - sigma) * x0 + sigma * noise, torch.full((len(x0),), sigma * 1000)
-        velocity = net(hidden_states=xt, timestep=t, encoder_hidden_states=cond, return_dict=False)[0]
-        return (velocity - (noise - x0)).square().mean().item()
-
-    other = [Clip(c.things[::-1], c.relation, c.background).caption for c in clips]
-    return {s: loss(s, other) / loss(s, [c.caption for c in clips]) - 1 for s in SIGMAS}
+    pipe.text_encoder.eval()
+    true, other = [c.caption for c in clips], [Clip(c.things[::-1], c.relation, c.background).caption for c in clips]
+    return {s: flow_loss(net, pipe, x0, noise, s, other) / flow_loss(net, pipe, x0, noise, s, true) - 1
+            for s in SIGMAS}  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -126,21 +120,18 @@ def main(argv: list[str] | None = None) -> None:
     probes = {"world": [canonical(c) for c in world] if args.arm in ("canonical", "twins") else world}
     if args.arm != "two-object":
         probes[args.arm] = [special(rng, args.arm, held=True) for _ in range(args.probe_clips)]
-    before = {name: order_sensitivity(pipe, clips) for name, clips in probes.items()}
+    before = {name: order_sensitivity(pipe, probe) for name, probe in probes.items()}
 
     clips = training_clips(args.arm, args.clips, seed=TRAIN_SEED)
-    vae = pipe.vae
-    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
-    latents = (encode_clips(vae, clips, torch.device("cpu")) - mean) / std
     vocabulary = sorted({c.caption for c in clips})
     index = {caption: i for i, caption in enumerate(vocabulary)}
     text = tokens(pipe.tokenizer, [*vocabulary, ""])
     captions = torch.tensor([index[c.caption] for c in clips])
-    models, stats = train_transformer(pipe.transformer.requires_grad_(True), pipe.text_encoder, text, latents, captions,
-                                      args.steps, LR, Recipe(ema=0.0), device, args.arm,
-                                      lambda line: print(line, flush=True), train_text=True)  # fmt: skip
+    models, stats = train_transformer(pipe.transformer.requires_grad_(True), pipe.text_encoder, text,
+                                      latents(pipe.vae, clips), captions, args.steps, LR, Recipe(ema=0.0), device,
+                                      args.arm, lambda line: print(line, flush=True), train_text=True)  # fmt: skip
     pipe.transformer, pipe.text_encoder = models["transformer"], models["text_encoder"]
-    after = {name: order_sensitivity(pipe, clips) for name, clips in probes.items()}
+    after = {name: order_sensitivity(pipe, probe) for name, probe in probes.items()}
 
     print(f"| clips | when | {' | '.join(f'σ {s:g}' for s in SIGMAS)} |\n| --- | --- |{' ---: |' * len(SIGMAS)}")
     for name in probes:

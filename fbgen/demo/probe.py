@@ -11,6 +11,7 @@ apart from a failure of sampling, without sampling anything.
 from __future__ import annotations
 
 import argparse
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -36,6 +37,26 @@ def swapped(clip: Clip, attribute: str) -> str:
     return clip.caption.replace(f" {value} ", f" {SWAPS[attribute][value]} ", 1)
 
 
+def latents(vae, clips: list[Clip]) -> torch.Tensor:
+    """The clips' latents as the transformers see them: encoded, then normalised by the autoencoder's config."""
+    from fbgen.demo.train import encode_clips
+
+    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
+    return (encode_clips(vae, clips, torch.device("cpu")) - mean) / std
+
+
+@torch.no_grad()
+def flow_loss(net, pipe, x0: torch.Tensor, noise: torch.Tensor, sigma: float, captions: list[str]) -> float:
+    """The flow-matching loss of transformer `net` on normalised latents `x0` noised to `sigma` with `noise`, under
+    `captions` encoded by `pipe`'s tokenizer and text encoder, as training computes it."""
+    from fbgen.demo.train import features, tokens
+
+    cond = features(pipe.text_encoder, *tokens(pipe.tokenizer, captions))
+    xt, t = (1 - sigma) * x0 + sigma * noise, torch.full((len(x0),), sigma * 1000)
+    velocity = net(hidden_states=xt, timestep=t, encoder_hidden_states=cond, return_dict=False)[0]
+    return (velocity - (noise - x0)).square().mean().item()
+
+
 @torch.no_grad()
 def sensitivity(pair: str | Path | None = None, model: str = "large", clips: int = 32,
                 sigmas: tuple[float, ...] = SIGMAS) -> dict[str, dict[float, float]]:  # fmt: skip
@@ -44,27 +65,19 @@ def sensitivity(pair: str | Path | None = None, model: str = "large", clips: int
     from diffusers import WanPipeline, WanTransformer3DModel
 
     import fbgen.demo.autoencoder  # noqa: F401  (the autoencoder's class, for from_pretrained)
-    from fbgen.demo.train import encode_clips, features, tokens
     from fbgen.families.demo import PAIR
 
     root = Path(pair or PAIR)
     pipe = WanPipeline.from_pretrained(root / "large", use_safetensors=True)
     net = WanTransformer3DModel.from_pretrained(root / model, subfolder="transformer", use_safetensors=True).eval()
-    vae = pipe.vae
-    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
     pool = dataset(PROBE_SEED, 8 * clips, held=True)
     generator = torch.Generator().manual_seed(PROBE_SEED)
 
-    def loss(x0: torch.Tensor, noise: torch.Tensor, sigma: float, captions: list[str]) -> float:
-        cond = features(pipe.text_encoder, *tokens(pipe.tokenizer, captions))
-        xt, t = (1 - sigma) * x0 + sigma * noise, torch.full((len(x0),), sigma * 1000)
-        velocity = net(hidden_states=xt, timestep=t, encoder_hidden_states=cond, return_dict=False)[0]
-        return (velocity - (noise - x0)).square().mean().item()
-
+    loss = partial(flow_loss, net, pipe)
     out: dict[str, dict[float, float]] = {}
     for count in (1, 2):  # each clip set is encoded, noised and scored with its true captions once
         chosen = [c for c in pool if len(c.things) == count][:clips]
-        x0 = (encode_clips(vae, chosen, torch.device("cpu")) - mean) / std
+        x0 = latents(pipe.vae, chosen)
         noise = torch.randn(x0.shape, generator=generator)
         true = {sigma: loss(x0, noise, sigma, [c.caption for c in chosen]) for sigma in sigmas}
         for attribute in [a for a in SWAPS if (a == "relation") == (count == 2)]:
