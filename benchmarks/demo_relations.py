@@ -13,6 +13,8 @@ large model (transformer and text encoder, as `fbgen train-demo` trains them) an
   "left of" and the text encoder need not combine a word's role with the relation's word;
 - `twins`: canonical, half the world's clips and half twins: one colour, one motion, one texture, two shapes. Only
   the relation says which blob is which shape.
+- `alike`: every clip has two objects alike in all but colour and place (one shape, texture and motion), the
+  smallest world with a relation in it; with `--scratch` a fresh large transformer and text encoder learn it alone.
 
 The probe: loss with the two objects named in the other order (the relation is then wrong, every binding of
 attributes to an object kept) over loss with the true caption, minus 1, on held-out clips of the world and of the
@@ -32,12 +34,12 @@ from pathlib import Path
 
 import torch
 
-from fbgen.demo import data
+from fbgen.demo import data, train
 from fbgen.demo.data import Clip, Thing, apart, dataset, held_out, start
 from fbgen.demo.probe import PROBE_SEED, flow_loss, latents
 from fbgen.demo.train import Recipe, hardware, tokens, train_transformer
 
-ARMS = ("two-object", "move-alike", "canonical", "twins")
+ARMS = ("two-object", "move-alike", "canonical", "twins", "alike")
 CANONICAL = {"below": "above", "right of": "left of"}  # the other object named first reads the same
 SIGMAS = (0.97, 0.9, 0.75, 0.6)
 LR = 4e-4  # half the recipe's peak: this continues a trained model
@@ -53,7 +55,7 @@ def canonical(clip: Clip) -> Clip:
 
 def special(rng: random.Random, arm: str, held: bool) -> Clip:
     """A two-object clip of the arm's kind: its objects move alike (twins: also one colour and texture, two
-    shapes), in the held-out split or the training split."""
+    shapes; alike: also one shape and texture), in the held-out split or the training split."""
     while True:
         colours = rng.sample(list(data.COLOURS), 2)
         relation, background = rng.choice(list(data.RELATIONS)), rng.choice(list(data.BACKGROUNDS))
@@ -63,6 +65,8 @@ def special(rng: random.Random, arm: str, held: bool) -> Clip:
         if arm == "twins":
             b = Thing(a.colour, rng.choice([s for s in data.SHAPES if s != a.shape]), a.texture, direction, speed,
                       start(rng, direction, speed))  # fmt: skip
+        elif arm == "alike":
+            b = Thing(colours[1], a.shape, a.texture, direction, speed, start(rng, direction, speed))
         else:
             b = Thing(colours[1], rng.choice(data.SHAPES), rng.choice(data.TEXTURES), direction, speed,
                       start(rng, direction, speed))  # fmt: skip
@@ -76,10 +80,12 @@ def special(rng: random.Random, arm: str, held: bool) -> Clip:
 def training_clips(arm: str, count: int, seed: int) -> list[Clip]:
     if arm == "two-object":
         return [c for c in dataset(seed, 2 * count) if len(c.things) == 2][:count]
+    rng = random.Random(seed + 1)
+    if arm == "alike":
+        return [special(rng, arm, held=False) for _ in range(count)]
     world = dataset(seed, count // 2)
     if arm in ("canonical", "twins"):
         world = [canonical(c) for c in world]
-    rng = random.Random(seed + 1)
     return world + [special(rng, arm, held=False) for _ in range(count - len(world))]
 
 
@@ -107,6 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--clips", type=int, default=8000)
     parser.add_argument("--probe-clips", type=int, default=32)
+    parser.add_argument("--scratch", action="store_true", help="train a fresh large model instead of the shipped one")
     parser.add_argument("--json", type=Path)
     parser.add_argument("--device", default="auto", help="where to train (auto: CUDA when present); probes: CPU")
     args = parser.parse_args(argv)
@@ -120,6 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     probes = {"world": [canonical(c) for c in world] if args.arm in ("canonical", "twins") else world}
     if args.arm != "two-object":
         probes[args.arm] = [special(rng, args.arm, held=True) for _ in range(args.probe_clips)]
+    if args.scratch:  # as `fbgen train-demo` starts its large phase (its learning rate below)
+        pipe.transformer, pipe.text_encoder = train.transformer(train.LARGE_SIZES, TRAIN_SEED), train.text_encoder(
+            TRAIN_SEED)  # fmt: skip
     before = {name: order_sensitivity(pipe, probe) for name, probe in probes.items()}
 
     clips = training_clips(args.arm, args.clips, seed=TRAIN_SEED)
@@ -127,8 +137,9 @@ def main(argv: list[str] | None = None) -> None:
     index = {caption: i for i, caption in enumerate(vocabulary)}
     text = tokens(pipe.tokenizer, [*vocabulary, ""])
     captions = torch.tensor([index[c.caption] for c in clips])
+    lr = Recipe().large_lr if args.scratch else LR
     models, stats = train_transformer(pipe.transformer.requires_grad_(True), pipe.text_encoder, text,
-                                      latents(pipe.vae, clips), captions, args.steps, LR, Recipe(ema=0.0), device,
+                                      latents(pipe.vae, clips), captions, args.steps, lr, Recipe(ema=0.0), device,
                                       args.arm, lambda line: print(line, flush=True), train_text=True)  # fmt: skip
     pipe.transformer, pipe.text_encoder = models["transformer"], models["text_encoder"]
     after = {name: order_sensitivity(pipe, probe) for name, probe in probes.items()}
@@ -137,12 +148,13 @@ def main(argv: list[str] | None = None) -> None:
     for name in probes:
         for when, result in (("before", before), (f"after {args.steps} steps", after)):
             print(f"| {name} | {when} | {' | '.join(f'{100 * v:+.1f}%' for v in result[name].values())} |")
-    record = {"arm": args.arm, "steps": args.steps, "clips": len(clips), "lr": LR, "sigmas": list(SIGMAS),
+    record = {"arm": args.arm, "scratch": args.scratch, "steps": args.steps, "clips": len(clips), "lr": lr,
+              "sigmas": list(SIGMAS),
               "before": before, "after": after, "final_loss": stats["final_loss"], "hardware": hardware(device),
               "wall_s": time.perf_counter() - began}  # fmt: skip
     if args.json:
         runs = json.loads(args.json.read_text()) if args.json.is_file() else {}
-        runs[args.arm] = record
+        runs[args.arm + (" scratch" if args.scratch else "")] = record
         args.json.write_text(json.dumps(runs, indent=1) + "\n")
 
 
