@@ -12,7 +12,7 @@ large model (transformer and text encoder, as `fbgen train-demo` trains them) an
 - `canonical`: as move-alike, but the upper (left) object is always named first, so the relation is only "above" or
   "left of" and the text encoder need not combine a word's role with the relation's word;
 - `twins`: canonical, half the world's clips and half twins: one colour, one motion, one texture, two shapes. Only
-  the relation says which blob is which shape.
+  the relation says which blob is which shape;
 - `alike`: every clip has two objects alike in all but colour and place (one shape, texture and motion), the
   smallest world with a relation in it; with `--scratch` a fresh large transformer and text encoder learn it alone.
 
@@ -21,7 +21,8 @@ attributes to an object kept) over loss with the true caption, minus 1, on held-
 arm's kind, before and after. The weights are the trained ones, not an EMA, so a little learning shows. Training
 runs on CUDA when present (`--device`), the probes on the CPU.
 
-    python benchmarks/demo_relations.py --arm twins --steps 1000 --json benchmarks/results/cpu-demo-relations.json
+    python benchmarks/demo_relations.py --arm twins --steps 1500 --json benchmarks/results/cpu-demo-relations.json
+    python benchmarks/demo_relations.py --arm alike --scratch --steps 2000
 """
 
 from __future__ import annotations
