@@ -113,3 +113,21 @@ def test_memory_harness_runs_tiny(tmp_path):
     runs = json.loads(out.read_text())["runs"]
     assert set(runs) == {"stock LLL", "none", "group", "int8"}
     assert all(len(runs[m]["step_s"]) == 3 and set(runs[m]["per_model_s"]) == {"L", "S"} for m in ("none", "int8"))
+
+
+def test_relations_study_draws_the_clips_each_arm_promises():
+    """Each arm's special clips are what its name says: the only cue left is the relation (no model is trained)."""
+    relations = load_harness("demo_relations")
+    for arm in ("move-alike", "canonical", "twins", "alike"):
+        clips = relations.training_clips(arm, 40, seed=1)
+        special = clips[20:]
+        assert len(clips) == 40 and len({c.caption for c in special}) > 10  # fresh draws, not one clip again
+        for clip in special:
+            a, b = clip.things
+            assert (a.direction, a.speed) == (b.direction, b.speed)
+            assert (a.colour == b.colour) == (arm == "twins")
+            if arm in ("twins", "alike"):
+                assert a.texture == b.texture and (a.shape != b.shape) == (arm == "twins")
+        if arm in ("canonical", "twins"):
+            assert {c.relation for c in clips if c.relation} <= {"above", "left of"}
+    assert all(len(c.things) == 2 for c in relations.training_clips("two-object", 30, seed=1))
