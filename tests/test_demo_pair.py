@@ -91,6 +91,21 @@ def test_autoencoder_round_trip_carries_every_attribute():
     assert min(acc[k] for k in ATTRIBUTES) >= 0.95, acc
 
 
+def test_autoencoder_encodes_a_single_frame_as_the_first_latent_frame():
+    """As Wan's VAE: time is causal, so an image (one frame) is one latent frame, the one its clip starts with."""
+    from fbgen.demo.autoencoder import CausalFrameAutoencoder
+    from fbgen.demo.data import dataset, render
+    from fbgen.demo.train import to_tensor
+
+    vae = CausalFrameAutoencoder.from_pretrained(DEMO_PAIR / "large" / "vae", use_safetensors=True).eval()
+    clip = to_tensor(render(dataset(5, 1)[0]))[None]
+    with torch.no_grad():
+        whole, image = (vae.encode(x).latent_dist.mode() for x in (clip, clip[:, :, :1]))
+        assert image.shape == (1, 16, 1, SIZE // 4, SIZE // 4)
+        torch.testing.assert_close(image, whole[:, :, :1])
+        assert vae.decode(image).sample.shape == (1, 3, 1, SIZE, SIZE)
+
+
 def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
     """`fbgen run --demo` (no file needed): upscaled MP4s, manifests, a contact sheet, and videos that show what the
     held-out captions say, read back from the MP4s by the analytic checker."""

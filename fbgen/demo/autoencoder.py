@@ -65,18 +65,20 @@ class CausalFrameAutoencoder(ModelMixin, ConfigMixin):
         self.decode_first, self.decode_group = (_decoder(z_dim, width, c, s, blocks) for c in (3, 3 * group))
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):
-        """(B, 3, 1 + 4k, H, W) → a deterministic posterior over (B, z, 1 + k, H/8, W/8)."""
+        """(B, 3, 1 + t·k, H, W) → a deterministic posterior over (B, z, 1 + k, H/s, W/s), t and s the config's
+        temporal and spatial factors."""
         b, c, f, h, w = x.shape
         group = self.config.scale_factor_temporal
-        first = self.encode_first(x[:, :, 0])
-        groups = x[:, :, 1:].reshape(b, c, (f - 1) // group, group, h, w).permute(0, 2, 1, 3, 4, 5)
-        rest = self.encode_group(groups.reshape(-1, c * group, h, w)).unflatten(0, (b, (f - 1) // group))
-        mean = torch.cat([first[:, None], rest], dim=1).transpose(1, 2)
+        frames = [self.encode_first(x[:, :, 0])[:, None]]
+        if f > 1:  # a single frame (an image) is the first latent frame alone, as in Wan's VAE
+            groups = x[:, :, 1:].reshape(b, c, (f - 1) // group, group, h, w).permute(0, 2, 1, 3, 4, 5)
+            frames.append(self.encode_group(groups.reshape(-1, c * group, h, w)).unflatten(0, (b, (f - 1) // group)))
+        mean = torch.cat(frames, dim=1).transpose(1, 2)
         posterior = DiagonalGaussianDistribution(torch.cat([mean, torch.zeros_like(mean)], 1), deterministic=True)
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
     def decode_unclamped(self, z: torch.Tensor) -> torch.Tensor:
-        """(B, z, 1 + k, h, w) → (B, 3, 1 + 4k, 8h, 8w), not clamped (training needs the gradient everywhere)."""
+        """(B, z, 1 + k, h, w) → (B, 3, 1 + t·k, s·h, s·w), not clamped (training needs the gradient everywhere)."""
         b, _, n, _, _ = z.shape
         group = self.config.scale_factor_temporal
         first = self.decode_first(z[:, :, 0])
