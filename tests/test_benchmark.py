@@ -131,3 +131,29 @@ def test_relations_study_draws_the_clips_each_arm_promises():
         if arm in ("canonical", "twins"):
             assert {c.relation for c in clips if c.relation} <= {"above", "left of"}
     assert all(len(c.things) == 2 for c in relations.training_clips("two-object", 30, seed=1))
+
+
+def test_layout_study_draws_its_arms_and_scores_ground_truth_as_placed():
+    """Each arm's frames are what its caption words say, and the score reads a ground-truth frame as placed and the
+    same frame with the objects' places swapped as not (no model is trained)."""
+    from dataclasses import replace
+
+    from fbgen.demo.data import SIZE, Clip, held_out, render
+
+    layout = load_harness("demo_layout")
+    for arm in layout.ARMS:
+        train, test = layout.clips(arm, 1, 30, held=False), layout.clips(arm, 7, 10, held=True)
+        assert len({layout.caption(arm, c) for c in train}) > 10
+        assert not any(held_out(layout.caption(arm, c)) for c in train)
+        assert all(held_out(layout.caption(arm, c)) for c in test)
+        for clip in train:
+            ys = [t.centre(0)[1] for t in clip.things]
+            assert len(ys) == (1 if arm == "single" else 2)
+            if arm == "halves":
+                assert ys[0] < SIZE / 2 < ys[1] and layout.caption(arm, clip).split()[3:8:4] == ["up", "down"]
+            frame = render(clip)[:1]
+            assert layout.placed(arm, clip, frame)["placed"] == 1.0
+            if arm != "single":  # the same objects, each where the other was
+                a, b = clip.things
+                moved = Clip((replace(a, start=b.start), replace(b, start=a.start)), clip.relation, clip.background)
+                assert layout.placed(arm, clip, render(moved)[:1])["placed"] == 0.0

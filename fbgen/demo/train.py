@@ -85,11 +85,12 @@ def tokenizer():
                                    model_max_length=TEXT_TOKENS)  # fmt: skip
 
 
-def text_encoder(seed: int):
+def text_encoder(seed: int, **changes: Any):
+    """A fresh UMT5 encoder of the pair's sizes (`changes` override them, for studies)."""
     from transformers import UMT5Config, UMT5EncoderModel
 
     torch.manual_seed(seed)
-    config = UMT5Config(vocab_size=len(SPECIALS) + len(WORDS), pad_token_id=0, eos_token_id=1, **TEXT)
+    config = UMT5Config(vocab_size=len(SPECIALS) + len(WORDS), pad_token_id=0, eos_token_id=1, **(TEXT | changes))
     return UMT5EncoderModel(config).eval().requires_grad_(False)
 
 
