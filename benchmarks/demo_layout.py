@@ -15,7 +15,10 @@ steps, CFG 4) and the checker reads where each colour landed.
 `placed`: the share of videos, among those that show every named colour, where the first-named object is where
 the caption puts it (the relation holds; it is in its half). 50% is chance in every arm. `layout` (halves): the
 two objects in opposite halves whichever is which, a fact of the training set no caption word is needed for.
-`--buckets N` gives the text encoder N relative-position buckets (the pair's 8 put every distance 2-7 in one).
+`--buckets N` gives the text encoder N relative-position buckets (the pair's 8 put every distance 2-7 in one);
+`--coordinates A` adds two latent channels holding each latent pixel's x and y (from -A to A, the same in every
+clip; the transformers then have 18 channels, the autoencoder never sees them): the absolute position a Wan token
+otherwise lacks (RoPE only weights attention by offsets).
 Training runs on CUDA when present (`--device`).
 
     python benchmarks/demo_layout.py --arm single --arm halves --arm relation --json \
@@ -87,6 +90,15 @@ def frames_latents(vae, chosen: list[Clip]) -> torch.Tensor:
     return (z - mean) / std
 
 
+def with_coordinates(z: torch.Tensor, amplitude: float) -> torch.Tensor:
+    """`z` with two more channels that hold each latent pixel's x and y (a fixed ramp from -amplitude to amplitude,
+    the same in every clip): absolute position for tokens that otherwise have none."""
+    h, w = z.shape[-2:]
+    x, y = torch.linspace(-amplitude, amplitude, w), torch.linspace(-amplitude, amplitude, h)
+    grid = torch.stack([x.view(1, w).expand(h, w), y.view(h, 1).expand(h, w)])[None, :, None]
+    return torch.cat([z, grid.expand(len(z), -1, z.shape[2], -1, -1)], dim=1)
+
+
 def placed(arm: str, clip: Clip, video: np.ndarray) -> dict[str, float] | None:
     """Where the checker finds each named colour against where the caption puts it; None when a colour is missing."""
     reading = checker.read(video)
@@ -103,6 +115,14 @@ def placed(arm: str, clip: Clip, video: np.ndarray) -> dict[str, float] | None:
             "layout": float(min(y.values()) < SIZE / 2 < max(y.values()))}  # fmt: skip
 
 
+@torch.no_grad()
+def decode(vae, z: torch.Tensor) -> np.ndarray:
+    """Normalised latents → uint8 frames (B, F, H, W, 3), as `WanPipeline` decodes them."""
+    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
+    video = vae.decode(z * std + mean).sample
+    return ((video + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 4, 1).numpy()
+
+
 def colour_row(frame: np.ndarray, colour: str) -> float:
     """Mean row of the pixels the checker would label with this colour (or its stripes' pale tone)."""
     from fbgen.demo.data import COLOURS, pale
@@ -112,7 +132,8 @@ def colour_row(frame: np.ndarray, colour: str) -> float:
     return float(np.argwhere(near)[:, 0].mean())
 
 
-def run(arm: str, steps: int, device: str, buckets: int | None, count: int, log=print) -> dict:
+def run(arm: str, steps: int, device: str, buckets: int | None, coordinates: float | None, count: int,
+        log=print) -> dict:  # fmt: skip
     from diffusers import WanPipeline
 
     import fbgen.demo.autoencoder  # noqa: F401  (the autoencoder's class, for from_pretrained)
@@ -124,6 +145,8 @@ def run(arm: str, steps: int, device: str, buckets: int | None, count: int, log=
     shipped = WanPipeline.from_pretrained(PAIR / "large", use_safetensors=True)
     training = clips(arm, TRAIN_SEED, 6000, held=False)
     lat = frames_latents(shipped.vae, training)
+    if coordinates:
+        lat = with_coordinates(lat, coordinates)
     vocabulary = sorted({caption(arm, c) for c in training})
     index = {c: i for i, c in enumerate(vocabulary)}
     tok = tokenizer()
@@ -131,7 +154,8 @@ def run(arm: str, steps: int, device: str, buckets: int | None, count: int, log=
     changes = {"relative_attention_num_buckets": buckets} if buckets else {}
     enc = train.text_encoder(recipe.seed, **changes)
     started = time.perf_counter()
-    model, text = train.transformer(LARGE_SIZES, recipe.seed + 4), tokens(tok, [*vocabulary, ""])
+    channels = {"in_channels": lat.shape[1], "out_channels": lat.shape[1]}
+    model, text = train.transformer(LARGE_SIZES | channels, recipe.seed + 4), tokens(tok, [*vocabulary, ""])
     models, stats = train_transformer(model, enc, text, lat, torch.tensor([index[caption(arm, c)] for c in training]),
                                       steps, recipe.large_lr, recipe, dev, arm, log, train_text=True)  # fmt: skip
     train_s = time.perf_counter() - started
@@ -142,12 +166,14 @@ def run(arm: str, steps: int, device: str, buckets: int | None, count: int, log=
     scores = []
     for i in range(0, len(test), 25):
         batch = test[i : i + 25]
-        videos = pipe([caption(arm, c) for c in batch], height=SIZE, width=SIZE, num_frames=1, num_inference_steps=20,
-                      guidance_scale=4.0, max_sequence_length=train.TEXT_TOKENS, output_type="np",
-                      generator=torch.Generator().manual_seed(i)).frames  # fmt: skip
-        scores += [placed(arm, c, (np.asarray(v) * 255).round().astype(np.uint8)) for c, v in zip(batch, videos)]
+        z = pipe([caption(arm, c) for c in batch], height=SIZE, width=SIZE, num_frames=1, num_inference_steps=20,
+                 guidance_scale=4.0, max_sequence_length=train.TEXT_TOKENS, output_type="latent",
+                 generator=torch.Generator().manual_seed(i)).frames  # fmt: skip
+        videos = decode(shipped.vae, z[:, : shipped.vae.config.z_dim])  # without the coordinates, if any
+        scores += [placed(arm, c, v) for c, v in zip(batch, videos)]
     shown = [s for s in scores if s is not None]
     out = {
+        "coordinates": coordinates,
         "steps": steps,
         "train_s": round(train_s, 1),
         "final_loss": stats["final_loss"],
@@ -166,6 +192,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--arm", action="append", choices=ARMS, help="repeatable (default: every arm)")
     parser.add_argument("--steps", type=int, default=STEPS)
     parser.add_argument("--buckets", type=int, help="text encoder's relative-position buckets (default: the pair's)")
+    parser.add_argument("--coordinates", type=float, help="add x/y channels of this amplitude to the latent")
     parser.add_argument("--captions", type=int, default=100, help="held-out captions sampled per arm")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--json", type=Path, help="add the results to this file, keyed by arm (buckets, steps)")
@@ -173,8 +200,9 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for arm in args.arm or ARMS:
         key = " ".join([arm, *([f"buckets {args.buckets}"] if args.buckets else []),
+                        *([f"coordinates {args.coordinates:g}"] if args.coordinates else []),
                         *([f"{args.steps} steps"] if args.steps != STEPS else [])])  # fmt: skip
-        results[key] = run(arm, args.steps, args.device, args.buckets, args.captions)
+        results[key] = run(arm, args.steps, args.device, args.buckets, args.coordinates, args.captions)
         if args.json:
             old = json.loads(args.json.read_text()) if args.json.is_file() else {}
             args.json.write_text(json.dumps(old | {key: results[key]}, indent=1) + "\n")

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from fbgen.apps.tiny import LARGE, LTX_LARGE, tiny_transformer
 from fbgen.config import validate
@@ -157,3 +158,8 @@ def test_layout_study_draws_its_arms_and_scores_ground_truth_as_placed():
                 a, b = clip.things
                 moved = Clip((replace(a, start=b.start), replace(b, start=a.start)), clip.relation, clip.background)
                 assert layout.placed(arm, clip, render(moved)[:1])["placed"] == 0.0
+    z = torch.randn(3, 16, 2, 12, 12)
+    with_xy = layout.with_coordinates(z, 4.0)
+    assert with_xy.shape == (3, 18, 2, 12, 12) and torch.equal(with_xy[:, :16], z)
+    assert torch.equal(with_xy[:, 16, :, :, 0], torch.full((3, 2, 12), -4.0))  # x: left edge
+    assert torch.equal(with_xy[:, 17, :, -1], torch.full((3, 2, 12), 4.0))  # y: bottom row

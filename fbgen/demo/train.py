@@ -152,7 +152,7 @@ def transformer(sizes: dict, seed: int):
     from diffusers import WanTransformer3DModel
 
     torch.manual_seed(seed)
-    return WanTransformer3DModel(**TRANSFORMER, **sizes)
+    return WanTransformer3DModel(**(TRANSFORMER | sizes))  # sizes win, for studies
 
 
 def shifted(u: torch.Tensor, shift: float = SHIFT) -> torch.Tensor:
