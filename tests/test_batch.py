@@ -175,6 +175,41 @@ def test_sigterm_releases_the_item_and_exits_130_then_a_rerun_completes(write_co
     assert_all_done_once(out, texts)
 
 
+def test_an_interrupt_right_after_an_item_is_taken_releases_it(tmp_path, monkeypatch):
+    """A signal can land after a worker takes an item and before its render starts (the render itself releases what
+    it holds): the claim is released all the same, so the next worker need not wait out a lease."""
+    from types import SimpleNamespace
+
+    from fbgen.apps import worker as worker_module
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(worker_module, "_render", interrupted)
+    out = tmp_path / "out"
+    batch = SimpleNamespace(config=SimpleNamespace(output_dir=str(out)), root=out / ".fbgen",
+                            items=[SimpleNamespace(id="a")], jobs={"a": None})  # fmt: skip
+    engine = SimpleNamespace(encode=lambda jobs: [], release_text_encoder=lambda: None)
+    with pytest.raises(KeyboardInterrupt):
+        worker_module.run_worker(engine, batch, Worker("w1", "r1"), worker_module.Options())
+    assert {name: c["state"] for name, c in claims(out).items()} == {"a.0": "released"}
+
+
+def test_an_interrupt_while_a_claim_is_written_leaves_no_claim(tmp_path, monkeypatch):
+    from fbgen.apps.claims import Claim, Claims
+
+    def interrupted(self):
+        raise KeyboardInterrupt
+
+    queue = Claims(tmp_path, "w1", "r1")
+    with monkeypatch.context() as patch:
+        patch.setattr(Claim, "_write", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            queue.take("a", 0)
+    assert not list((tmp_path / "claims").iterdir())  # as if never taken: generation 0 is free
+    assert Claims(tmp_path, "w2", "r1").take("a", 0) is not None
+
+
 def test_sigterm_while_models_load_exits_130(write_config, tmp_path):
     prompts = tmp_path / "p.txt"
     prompts.write_text("a cat\n")

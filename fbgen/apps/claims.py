@@ -86,6 +86,7 @@ class Claims:
         if create:
             self.dir.mkdir(parents=True, exist_ok=True)
         self.worker, self.run, self.lease_s = worker, run, lease_s
+        self.held: Claim | None = None  # the claim this worker took last (see `release_held`)
         self._first_seen: dict[str, tuple[int, bytes, float]] = {}  # item → (gen, bytes, monotonic time first seen)
 
     def generations(self) -> dict[str, int]:
@@ -116,10 +117,21 @@ class Claims:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return None
-        os.close(fd)
-        claim = Claim(path, item_id, gen, self.worker, self.run)
-        claim._write()
+        try:
+            os.close(fd)
+            claim = Claim(path, item_id, gen, self.worker, self.run)
+            claim._write()
+            self.held = claim
+        except BaseException:  # interrupted (or the write failed) before it held anything: as if never taken
+            path.unlink(missing_ok=True)
+            raise
         return claim
+
+    def release_held(self) -> None:
+        """On an interrupt: the item this worker took and has not settled goes back to the queue at once. Covers a
+        signal that lands between taking an item and the render that would release it."""
+        if self.held is not None and self.held.state == "running":
+            self.held.finish("released")
 
     def observe(self, seen: Seen) -> str:
         """`alive` when a running claim's bytes changed since this worker last looked (its holder beats), `stale` when

@@ -202,6 +202,9 @@ def run_worker(engine: Engine, batch: Batch, worker: Worker, options: Options, l
                 log(f"waiting on {len(waiting)} item(s) other workers hold (taken over if their lease lapses)")
                 announced = True
             time.sleep(heartbeat.interval)
+    except KeyboardInterrupt:
+        claims.release_held()  # also an item taken a moment before the signal, its render not yet begun
+        raise
     finally:
         heartbeat.stop()
 
