@@ -139,7 +139,7 @@ def test_layout_study_draws_its_arms_and_scores_ground_truth_as_placed():
     same frame with the objects' places swapped as not (no model is trained)."""
     from dataclasses import replace
 
-    from fbgen.demo.data import SIZE, Clip, held_out, render
+    from fbgen.demo.data import RADIUS, SIZE, Clip, held_out, render
 
     layout = load_harness("demo_layout")
     for arm in layout.ARMS:
@@ -154,10 +154,13 @@ def test_layout_study_draws_its_arms_and_scores_ground_truth_as_placed():
                 assert ys[0] < SIZE / 2 < ys[1] and layout.caption(arm, clip).split()[3:8:4] == ["up", "down"]
             frame = render(clip)[:1]
             assert layout.placed(arm, clip, frame)["placed"] == 1.0
-            if arm != "single":  # the same objects, each where the other was
+            if arm == "single":  # the object mirrored into the other half
+                (a,) = clip.things
+                moved = Clip((replace(a, start=(a.start[0], SIZE - 2 * RADIUS - a.start[1])),), None, clip.background)
+            else:  # the same objects, each where the other was
                 a, b = clip.things
                 moved = Clip((replace(a, start=b.start), replace(b, start=a.start)), clip.relation, clip.background)
-                assert layout.placed(arm, clip, render(moved)[:1])["placed"] == 0.0
+            assert layout.placed(arm, clip, render(moved)[:1])["placed"] == 0.0
     z = torch.randn(3, 16, 2, 12, 12)
     with_xy = layout.with_coordinates(z, 4.0)
     assert with_xy.shape == (3, 18, 2, 12, 12) and torch.equal(with_xy[:, :16], z)

@@ -261,7 +261,8 @@ class _Queue:
 
 def _render(engine: Engine, batch: Batch, item: Any, claim: Claim, conds: dict[str, Any], journal: Path,
             heartbeat: Heartbeat, summary: BatchSummary, options: Options, log: Any) -> str:  # fmt: skip
-    """Render one claimed item and record it; returns its final state. Interrupts release the claim."""
+    """Render one claimed item and record it; returns its final state. An interrupt is left to `run_worker`, which
+    releases the claim (the next worker or the rerun takes it at once)."""
     out = Path(batch.config.output_dir)
     base = {"id": item.id, "line": item.line, "prompt": item.prompt, "seed": batch.seeds[item.id],
             "name": batch.names[item.id]}  # fmt: skip
@@ -288,9 +289,6 @@ def _render(engine: Engine, batch: Batch, item: Any, claim: Claim, conds: dict[s
         append_record(journal, {**record, **base, "worker": claim.worker, "run": claim.run})
         claim.finish("done")
         return "done"
-    except KeyboardInterrupt:
-        claim.finish("released")  # the next worker (or the rerun) takes it at once
-        raise
     except Exception as e:  # OOM, NaN latents, write errors, bad overrides: record and go on (a full disk stops)
         error = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
         with contextlib.suppress(OSError):  # a full disk: the claim still says failed
