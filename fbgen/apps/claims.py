@@ -117,14 +117,10 @@ class Claims:
             fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
         except FileExistsError:
             return None
-        try:
-            os.close(fd)
-            claim = Claim(path, item_id, gen, self.worker, self.run)
-            claim._write()
-            self.held = claim
-        except BaseException:  # interrupted (or the write failed) before it held anything: as if never taken
-            path.unlink(missing_ok=True)
-            raise
+        claim = Claim(path, item_id, gen, self.worker, self.run)
+        self.held = claim  # from here on an interrupt releases it (`release_held`), even mid-write
+        os.close(fd)
+        claim._write()
         return claim
 
     def release_held(self) -> None:
