@@ -10,7 +10,10 @@ steps, CFG 4) and the checker reads where each colour landed.
 - `relation`: the world's relations ("a red circle above a blue square ..."), objects named in either order;
 - `halves`: the first-named object always in the top half, the other in the bottom half, each tagged by its own
   word ("a red circle up a blue square down ..."), as the world tags each object's direction;
-- `single`: one object, in the top or bottom half as its word says ("a red circle up ...").
+- `single`: one object, in the top or bottom half as its word says ("a red circle up ...");
+- `stacked`: between the two, to tell which part of a relation is hard: the relation words, but only "above" and
+  "below", with one object in each half as in `halves` (which colour is on top is the relation word's);
+- `vertical`: the world's relations "above" and "below" only, anywhere in the frame (as `relation`, one axis).
 
 `placed`: the share of videos, among those that show every named colour, where the first-named object is where
 the caption puts it (the relation holds; it is in its half). 50% is chance in every arm. `layout` (halves): the
@@ -40,7 +43,7 @@ from fbgen.demo import checker, train
 from fbgen.demo.data import SIZE, Clip, held_out, render, sample_clip
 from fbgen.demo.train import LARGE_SIZES, Recipe, hardware, to_tensor, tokenizer, tokens, train_transformer
 
-ARMS = ("relation", "halves", "single")
+ARMS = ("relation", "halves", "single", "stacked", "vertical")
 TOP, BOTTOM = SIZE // 2 - 4, SIZE // 2 + 4  # a half's objects have their centre this far clear of the middle
 TRAIN_SEED, TEST_SEED = 1, 7
 STEPS = 1500
@@ -48,7 +51,7 @@ STEPS = 1500
 
 def caption(arm: str, clip: Clip) -> str:
     words = [f"a {t.colour} {t.shape}" for t in clip.things]
-    if arm == "relation":
+    if clip.relation and arm != "halves":
         body = f" {clip.relation} ".join(words)
     else:
         body = " ".join(f"{w} {'up' if t.centre(0)[1] < SIZE / 2 else 'down'}" for w, t in zip(words, clip.things))
@@ -56,12 +59,17 @@ def caption(arm: str, clip: Clip) -> str:
 
 
 def draw(arm: str, rng: random.Random) -> Clip:
-    """A world clip of the arm's kind (only its first frame is shown): two objects for relation and halves (halves:
-    the first in the top half and the second in the bottom one), one object in a half for single."""
+    """A world clip of the arm's kind (only its first frame is shown): two objects for relation, halves, stacked
+    and vertical (halves: the first in the top half and the second in the bottom one), one object in a half for
+    single."""
     while True:
         clip = sample_clip(rng)
         ys = [t.centre(0)[1] for t in clip.things]
         if arm == "relation" and len(ys) == 2:
+            return clip
+        if arm == "vertical" and clip.relation in ("above", "below"):
+            return clip
+        if arm == "stacked" and clip.relation in ("above", "below") and min(ys) < TOP and max(ys) > BOTTOM:
             return clip
         if arm == "halves" and clip.relation in ("above", "below"):
             clip = clip if clip.relation == "above" else Clip(clip.things[::-1], "above", clip.background)
@@ -109,7 +117,7 @@ def placed(arm: str, clip: Clip, video: np.ndarray) -> dict[str, float] | None:
     if arm == "single":
         return {"placed": float((y[first.colour] < SIZE / 2) == (first.centre(0)[1] < SIZE / 2))}
     second = clip.things[1]
-    if arm == "relation":
+    if arm != "halves":
         return {"placed": float((first.colour, clip.relation, second.colour) in reading.relations)}
     return {"placed": float(y[first.colour] < y[second.colour]),
             "layout": float(min(y.values()) < SIZE / 2 < max(y.values()))}  # fmt: skip
