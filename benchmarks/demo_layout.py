@@ -11,9 +11,9 @@ steps, CFG 4) and the checker reads where each colour landed.
 - `halves`: the first-named object always in the top half, the other in the bottom half, each tagged by its own
   word ("a red circle up a blue square down ..."), as the world tags each object's direction;
 - `single`: one object, in the top or bottom half as its word says ("a red circle up ...");
-- `stacked`: between the two, to tell which part of a relation is hard: the relation words, but only "above" and
-  "below", with one object in each half as in `halves` (which colour is on top is the relation word's);
-- `vertical`: the world's relations "above" and "below" only, anywhere in the frame (as `relation`, one axis).
+- `stacked` and `tagged`, to tell which part of a relation is hard: one object in each half as in `halves`, named in
+  either order; which colour is on top is said by the relation word ("above"/"below") in `stacked`, by each
+  object's own word ("up"/"down") in `tagged`.
 
 `placed`: the share of videos, among those that show every named colour, where the first-named object is where
 the caption puts it (the relation holds; it is in its half). 50% is chance in every arm. `layout` (halves): the
@@ -43,7 +43,8 @@ from fbgen.demo import checker, train
 from fbgen.demo.data import SIZE, Clip, held_out, render, sample_clip
 from fbgen.demo.train import LARGE_SIZES, Recipe, hardware, to_tensor, tokenizer, tokens, train_transformer
 
-ARMS = ("relation", "halves", "single", "stacked", "vertical")
+ARMS = ("relation", "halves", "single", "stacked", "tagged")
+TAGGED = ("halves", "single", "tagged")  # arms whose objects each carry their own up/down word
 TOP, BOTTOM = SIZE // 2 - 4, SIZE // 2 + 4  # a half's objects have their centre this far clear of the middle
 TRAIN_SEED, TEST_SEED = 1, 7
 STEPS = 1500
@@ -51,7 +52,7 @@ STEPS = 1500
 
 def caption(arm: str, clip: Clip) -> str:
     words = [f"a {t.colour} {t.shape}" for t in clip.things]
-    if clip.relation and arm != "halves":
+    if arm not in TAGGED:
         body = f" {clip.relation} ".join(words)
     else:
         body = " ".join(f"{w} {'up' if t.centre(0)[1] < SIZE / 2 else 'down'}" for w, t in zip(words, clip.things))
@@ -59,17 +60,14 @@ def caption(arm: str, clip: Clip) -> str:
 
 
 def draw(arm: str, rng: random.Random) -> Clip:
-    """A world clip of the arm's kind (only its first frame is shown): two objects for relation, halves, stacked
-    and vertical (halves: the first in the top half and the second in the bottom one), one object in a half for
-    single."""
+    """A world clip of the arm's kind (only its first frame is shown): one object in a half for single, else two
+    (one in each half for halves, stacked and tagged; halves: the first in the top one)."""
     while True:
         clip = sample_clip(rng)
         ys = [t.centre(0)[1] for t in clip.things]
         if arm == "relation" and len(ys) == 2:
             return clip
-        if arm == "vertical" and clip.relation in ("above", "below"):
-            return clip
-        if arm == "stacked" and clip.relation in ("above", "below") and min(ys) < TOP and max(ys) > BOTTOM:
+        if arm in ("stacked", "tagged") and clip.relation in ("above", "below") and min(ys) < TOP and max(ys) > BOTTOM:
             return clip
         if arm == "halves" and clip.relation in ("above", "below"):
             clip = clip if clip.relation == "above" else Clip(clip.things[::-1], "above", clip.background)
@@ -117,9 +115,10 @@ def placed(arm: str, clip: Clip, video: np.ndarray) -> dict[str, float] | None:
     if arm == "single":
         return {"placed": float((y[first.colour] < SIZE / 2) == (first.centre(0)[1] < SIZE / 2))}
     second = clip.things[1]
-    if arm != "halves":
+    if arm not in TAGGED:
         return {"placed": float((first.colour, clip.relation, second.colour) in reading.relations)}
-    return {"placed": float(y[first.colour] < y[second.colour]),
+    first_up = first.centre(0)[1] < second.centre(0)[1]
+    return {"placed": float((y[first.colour] < y[second.colour]) == first_up),
             "layout": float(min(y.values()) < SIZE / 2 < max(y.values()))}  # fmt: skip
 
 

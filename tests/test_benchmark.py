@@ -152,9 +152,12 @@ def test_layout_study_draws_its_arms_and_scores_ground_truth_as_placed():
             assert len(ys) == (1 if arm == "single" else 2)
             if arm == "halves":
                 assert ys[0] < SIZE / 2 < ys[1] and layout.caption(arm, clip).split()[3:8:4] == ["up", "down"]
-            if arm in ("stacked", "vertical"):
-                assert layout.caption(arm, clip).split()[3] == clip.relation in ("above", "below")
             if arm == "stacked":
+                assert layout.caption(arm, clip).split()[3] == clip.relation in ("above", "below")
+            if arm == "tagged":
+                words = layout.caption(arm, clip).split()[3:8:4]
+                assert words == (["up", "down"] if ys[0] < ys[1] else ["down", "up"])
+            if arm in ("stacked", "tagged"):
                 assert min(ys) < SIZE / 2 < max(ys)
             frame = render(clip)[:1]
             assert layout.placed(arm, clip, frame)["placed"] == 1.0
