@@ -16,8 +16,8 @@ steps, CFG 4) and the checker reads where each colour landed.
   object's own word ("up"/"down") in `tagged`.
 
 `placed`: the share of videos, among those that show every named colour, where the first-named object is where
-the caption puts it (the relation holds; it is in its half). 50% is chance in every arm. `layout` (halves): the
-two objects in opposite halves whichever is which, a fact of the training set no caption word is needed for.
+the caption puts it (the relation holds; it is in its half). 50% is chance in every arm. `layout` (halves, tagged):
+the two objects in opposite halves whichever is which, a fact of the training set no caption word is needed for.
 `--buckets N` gives the text encoder N relative-position buckets (the pair's 8 put every distance 2-7 in one);
 `--coordinates A` adds two latent channels holding each latent pixel's x and y (from -A to A, the same in every
 clip; the transformers then have 18 channels, the autoencoder never sees them): the absolute position a Wan token
