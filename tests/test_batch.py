@@ -176,8 +176,8 @@ def test_sigterm_releases_the_item_and_exits_130_then_a_rerun_completes(write_co
 
 
 def test_an_interrupt_right_after_an_item_is_taken_releases_it(tmp_path, monkeypatch):
-    """A signal can land after a worker takes an item and before its render starts (the render itself releases what
-    it holds): the claim is released all the same, so the next worker need not wait out a lease."""
+    """A signal can land after a worker takes an item and before its render starts: `run_worker` releases the claim
+    all the same (it is the one place that does, for any interrupt), so the next worker need not wait out a lease."""
     from types import SimpleNamespace
 
     from fbgen.apps import worker as worker_module
