@@ -89,20 +89,25 @@ def clips(arm: str, seed: int, count: int, held: bool) -> list[Clip]:
 
 @torch.no_grad()
 def frames_latents(vae, chosen: list[Clip]) -> torch.Tensor:
-    """First frames through the shipped autoencoder (an image is one latent frame), normalised by its config."""
-    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
+    """First frames through the shipped autoencoder (an image is one latent frame), normalised by its config; only
+    its learned channels (the study adds coordinates of its own with `--coordinates`)."""
+    mean, std = (normaliser(vae, k) for k in ("latents_mean", "latents_std"))
     x = torch.stack([to_tensor(render(c)[:1]) for c in chosen])
     z = torch.cat([vae.encode(x[i : i + 256]).latent_dist.mode() for i in range(0, len(x), 256)])
-    return (z - mean) / std
+    return (z[:, : vae.learned_channels] - mean) / std
+
+
+def normaliser(vae, key: str) -> torch.Tensor:
+    """The autoencoder's per-channel latent mean or std of its learned channels, shaped to broadcast."""
+    return torch.tensor(vae.config[key][: vae.learned_channels]).view(1, -1, 1, 1, 1)
 
 
 def with_coordinates(z: torch.Tensor, amplitude: float) -> torch.Tensor:
     """`z` with two more channels that hold each latent pixel's x and y (a fixed ramp from -amplitude to amplitude,
     the same in every clip): absolute position for tokens that otherwise have none."""
-    h, w = z.shape[-2:]
-    x, y = torch.linspace(-amplitude, amplitude, w), torch.linspace(-amplitude, amplitude, h)
-    grid = torch.stack([x.view(1, w).expand(h, w), y.view(h, 1).expand(h, w)])[None, :, None]
-    return torch.cat([z, grid.expand(len(z), -1, z.shape[2], -1, -1)], dim=1)
+    from fbgen.demo.autoencoder import coordinate_ramps
+
+    return torch.cat([z, coordinate_ramps(z, amplitude)], dim=1)
 
 
 def placed(arm: str, clip: Clip, video: np.ndarray) -> dict[str, float] | None:
@@ -125,8 +130,8 @@ def placed(arm: str, clip: Clip, video: np.ndarray) -> dict[str, float] | None:
 @torch.no_grad()
 def decode(vae, z: torch.Tensor) -> np.ndarray:
     """Normalised latents → uint8 frames (B, F, H, W, 3), as `WanPipeline` decodes them."""
-    mean, std = (torch.tensor(vae.config[k]).view(1, -1, 1, 1, 1) for k in ("latents_mean", "latents_std"))
-    video = vae.decode(z * std + mean).sample
+    mean, std = (normaliser(vae, k) for k in ("latents_mean", "latents_std"))
+    video = vae.decode(z[:, : vae.learned_channels] * std + mean).sample
     return ((video + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 4, 1).numpy()
 
 
@@ -176,7 +181,7 @@ def run(arm: str, steps: int, device: str, buckets: int | None, coordinates: flo
         z = pipe([caption(arm, c) for c in batch], height=SIZE, width=SIZE, num_frames=1, num_inference_steps=20,
                  guidance_scale=4.0, max_sequence_length=train.TEXT_TOKENS, output_type="latent",
                  generator=torch.Generator().manual_seed(i)).frames  # fmt: skip
-        videos = decode(shipped.vae, z[:, : shipped.vae.config.z_dim])  # without the coordinates, if any
+        videos = decode(shipped.vae, z)
         scores += [placed(arm, c, v) for c, v in zip(batch, videos)]
     shown = [s for s in scores if s is not None]
     out = {

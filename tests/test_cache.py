@@ -66,7 +66,8 @@ def computed_attention(model) -> list[int]:
 
 @pytest.mark.parametrize("hook", HOOKS, ids=lambda h: h["type"])
 def test_each_cache_on_the_demo_pair_skips_work_and_equals_wan_pipeline(tmp_path, hook, caplog):
-    prompt, steps = "a red striped circle moving right slowly above a blue plain square moving left quickly", 20
+    prompt = "a red striped circle uppermost moving right slowly and a blue plain square lowermost moving left"
+    steps = 20
     path = tmp_path / "demo.yaml"
     path.write_text(yaml.safe_dump({"family": "demo", "schedule": "LLL", "steps": steps, "prompt": prompt,
                                     "device": "cpu", "output_dir": str(tmp_path / "out"), "cache": hook}))  # fmt: skip

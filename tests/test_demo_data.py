@@ -13,6 +13,7 @@ from fbgen.demo.data import (
     BACKGROUNDS,
     FRAMES,
     GAP,
+    PLACES,
     RADIUS,
     RELATIONS,
     SIZE,
@@ -57,9 +58,11 @@ def test_held_out_captions_never_appear_in_training_clips():
 def _drawable(caption: str, rng: random.Random, tries: int = 20000) -> bool:
     """Whether the world can lay out a clip with this caption (every box inside, the relation true every frame)."""
     objects, background = caption.removesuffix(" background").rsplit(" on a ", 1)
-    relation = next((r for r in RELATIONS if f" {r} a " in objects), None)
-    words = [o.split() for o in (objects.split(f" {relation} ") if relation else [objects])]
+    words = [o.split() for o in objects.split(" and ")]
+    places = [w.pop(4) for w in words if len(w) == 8]  # the place word after the shape, when there are two
+    relation = next((r for r, p in PLACES.items() if list(p) == places), None)
     assert background in BACKGROUNDS and all(len(w) == 7 and w[4] == "moving" for w in words), caption
+    assert (relation is None) == (len(words) == 1), caption
     for _ in range(tries):
         things = [Thing(colour, shape, texture, direction, speed, start(rng, direction, speed))
                   for _a, colour, texture, shape, _moving, direction, speed in words]  # fmt: skip
@@ -78,8 +81,8 @@ def test_shipped_prompts_are_held_out_captions_the_world_can_draw():
     assert len(prompts) == 20
     rng = random.Random(0)
     assert all(held_out(p) and _drawable(p, rng) for p in prompts)
-    assert not _drawable("a red plain square moving right quickly left of a blue plain circle moving up slowly on a "
-                         "gray background", rng)  # fmt: skip
+    assert not _drawable("a red plain square leftmost moving right quickly and a blue plain circle rightmost moving up "
+                         "slowly on a gray background", rng)  # fmt: skip
 
 
 def test_objects_stay_inside_apart_and_in_relation_and_every_frame_moves():

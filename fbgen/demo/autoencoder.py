@@ -10,6 +10,12 @@ the demo pair uses this one, with the Wan VAE's interface and latent layout, and
 - `encode(x).latent_dist.mode()` / `decode(z).sample` on videos in [-1, 1], decode clamped like Wan's;
 - `latents_mean` / `latents_std` and `scale_factor_temporal` / `scale_factor_spatial` in its config, where
   `WanPipeline` reads them.
+
+With `coordinates` set, the last two of the `z_dim` latent channels are not learned: they hold each latent pixel's
+x and y (a fixed ramp from -coordinates to coordinates, the same in every clip), and decoding ignores them. A Wan
+token otherwise has no absolute position (RoPE only weights attention by offsets), and a demo-sized transformer
+trained on a CPU did not learn to put a named object where its caption says without it (docs/BENCHMARKS.md, "Placing
+a named object at all": 43-44% placed without, 100% with).
 """
 
 from __future__ import annotations
@@ -45,6 +51,16 @@ def _decoder(z_dim: int, width: int, channels: int, spatial: int, blocks: int) -
                          nn.Conv2d(width, channels * spatial**2, 3, 1, 1), nn.PixelShuffle(spatial))  # fmt: skip
 
 
+def coordinate_ramps(like: torch.Tensor, amplitude: float) -> torch.Tensor:
+    """Two channels shaped like `like` (B, C, F, h, w) in all but C: each latent pixel's x, then its y, from
+    -amplitude to amplitude."""
+    b, _, f, h, w = like.shape
+    x = torch.linspace(-amplitude, amplitude, w, dtype=like.dtype, device=like.device)
+    y = torch.linspace(-amplitude, amplitude, h, dtype=like.dtype, device=like.device)
+    grid = torch.stack([x.view(1, w).expand(h, w), y.view(h, 1).expand(h, w)])
+    return grid[None, :, None].expand(b, 2, f, h, w)
+
+
 class CausalFrameAutoencoder(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(
@@ -56,13 +72,19 @@ class CausalFrameAutoencoder(ModelMixin, ConfigMixin):
         scale_factor_spatial: int = 4,
         latents_mean: list[float] | None = None,
         latents_std: list[float] | None = None,
+        coordinates: float = 0.0,
     ):
         super().__init__()
         if latents_mean is None or latents_std is None:
             self.register_to_config(latents_mean=[0.0] * z_dim, latents_std=[1.0] * z_dim)
-        s, group = scale_factor_spatial, scale_factor_temporal
-        self.encode_first, self.encode_group = (_encoder(c, width, z_dim, s, blocks) for c in (3, 3 * group))
-        self.decode_first, self.decode_group = (_decoder(z_dim, width, c, s, blocks) for c in (3, 3 * group))
+        s, group, learned = scale_factor_spatial, scale_factor_temporal, self.learned_channels
+        self.encode_first, self.encode_group = (_encoder(c, width, learned, s, blocks) for c in (3, 3 * group))
+        self.decode_first, self.decode_group = (_decoder(learned, width, c, s, blocks) for c in (3, 3 * group))
+
+    @property
+    def learned_channels(self) -> int:
+        """The latent channels the networks make and read: all but the two coordinate ramps, if any."""
+        return self.config.z_dim - 2 if self.config.coordinates else self.config.z_dim
 
     def encode(self, x: torch.Tensor, return_dict: bool = True):
         """(B, 3, 1 + t·k, H, W) → a deterministic posterior over (B, z, 1 + k, H/s, W/s), t and s the config's
@@ -74,6 +96,8 @@ class CausalFrameAutoencoder(ModelMixin, ConfigMixin):
             groups = x[:, :, 1:].reshape(b, c, (f - 1) // group, group, h, w).permute(0, 2, 1, 3, 4, 5)
             frames.append(self.encode_group(groups.reshape(-1, c * group, h, w)).unflatten(0, (b, (f - 1) // group)))
         mean = torch.cat(frames, dim=1).transpose(1, 2)
+        if self.config.coordinates:
+            mean = torch.cat([mean, coordinate_ramps(mean, self.config.coordinates)], dim=1)
         posterior = DiagonalGaussianDistribution(torch.cat([mean, torch.zeros_like(mean)], 1), deterministic=True)
         return AutoencoderKLOutput(latent_dist=posterior) if return_dict else (posterior,)
 
@@ -81,6 +105,7 @@ class CausalFrameAutoencoder(ModelMixin, ConfigMixin):
         """(B, z, 1 + k, h, w) → (B, 3, 1 + t·k, s·h, s·w), not clamped (training needs the gradient everywhere)."""
         b, _, n, _, _ = z.shape
         group = self.config.scale_factor_temporal
+        z = z[:, : self.learned_channels]
         first = self.decode_first(z[:, :, 0])
         rest = self.decode_group(z[:, :, 1:].transpose(1, 2).flatten(0, 1))
         h, w = rest.shape[-2:]

@@ -11,6 +11,7 @@ apart from a failure of sampling, without sampling anything.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from functools import partial
 from pathlib import Path
 
@@ -32,8 +33,10 @@ PROBE_SEED = 2029  # held-out clips of their own, apart from fbgen.demo.results'
 
 
 def swapped(clip: Clip, attribute: str) -> str:
-    """The clip's caption with the first object's `attribute` (or the relation) changed."""
-    value = clip.relation if attribute == "relation" else getattr(clip.things[0], attribute)
+    """The clip's caption with the first object's `attribute` (or the relation: both objects' place words) changed."""
+    if attribute == "relation":
+        return dataclasses.replace(clip, relation=SWAPS["relation"][clip.relation]).caption
+    value = getattr(clip.things[0], attribute)
     return clip.caption.replace(f" {value} ", f" {SWAPS[attribute][value]} ", 1)
 
 

@@ -2,9 +2,10 @@
 
 Three phases, each seeded, on CUDA when present (else CPU):
 1. a small causal video autoencoder with the Wan VAE's interface and layout (`fbgen.demo.autoencoder`: 4x spatial,
-   2x temporal, 16 latent channels) learns to reconstruct clips, object pixels and their surroundings weighted up;
-   its latent mean/std per channel go into its config (`latents_mean`/`latents_std`), where Wan's pipeline reads
-   them;
+   2x temporal, 18 latent channels: 16 learned, 2 fixed x/y coordinate ramps) learns to reconstruct clips, object
+   pixels and their surroundings weighted up; its latent mean/std per channel go into its config
+   (`latents_mean`/`latents_std`, 0 and 1 for the ramps, which the transformers see as they are), where Wan's
+   pipeline reads them;
 2. the large `WanTransformer3DModel` learns flow matching on the latents (x_t = (1 - s) x0 + s noise, target
    noise - x0, s shifted like the sampler's sigmas, 10% empty captions for CFG, EMA) together with a tiny UMT5
    text encoder over a word-level tokenizer of the captions' vocabulary. Wan's UMT5 comes pretrained; a random
@@ -39,13 +40,13 @@ import torch
 from fbgen.demo import data
 from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_split
 
-TEXT_TOKENS = 24  # captions are at most 22 words + </s>; the demo family pads prompts to this length
+TEXT_TOKENS = 24  # captions are at most 21 words + </s>; the demo family pads prompts to this length
 SHIFT = 3.0  # flow shift used for training sigmas and as the pair's default sampling shift
-VAE = dict(z_dim=16, width=96, blocks=2, scale_factor_temporal=2, scale_factor_spatial=4)
+VAE = dict(z_dim=18, width=96, blocks=2, scale_factor_temporal=2, scale_factor_spatial=4, coordinates=4.0)
 TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
             relative_attention_max_distance=16, dropout_rate=0.0)  # fmt: skip
-TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=16, out_channels=16, text_dim=TEXT["d_model"], freq_dim=64,
-                   cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)  # fmt: skip
+TRANSFORMER = dict(patch_size=(1, 2, 2), in_channels=VAE["z_dim"], out_channels=VAE["z_dim"], text_dim=TEXT["d_model"],
+                   freq_dim=64, cross_attn_norm=True, qk_norm="rms_norm_across_heads", rope_max_seq_len=32)  # fmt: skip
 LARGE_SIZES = dict(num_layers=4, num_attention_heads=4, attention_head_dim=32, ffn_dim=512)
 SMALL_SIZES = dict(num_layers=2, num_attention_heads=2, attention_head_dim=32, ffn_dim=128)
 SPECIALS = ("<pad>", "</s>", "<unk>")
@@ -62,7 +63,7 @@ class Recipe:
     object_weight: float = 20.0
     halo: int = 2  # pixels around objects weighted like the objects
     clips: int = 20000  # transformer training set (latents encoded once)
-    large_steps: int = 5000
+    large_steps: int = 6000
     small_steps: int = 3000
     batch: int = 32
     large_lr: float = 8e-4  # also the text encoder's, trained with the large model
@@ -139,7 +140,7 @@ def near_objects(x: torch.Tensor, halo: int) -> torch.Tensor:
 
 @torch.no_grad()
 def encode_clips(vae, clips: list, device: torch.device, chunk: int = 64) -> torch.Tensor:
-    """Posterior means of the clips, un-normalised (B, 16, 5, 12, 12)."""
+    """Posterior means of the clips, un-normalised (B, z_dim, 5, 12, 12)."""
     out = []
     for i in range(0, len(clips), chunk):
         x = torch.stack([to_tensor(render(c)) for c in clips[i : i + chunk]]).to(device)
@@ -252,6 +253,9 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
     clips = dataset(recipe.seed + 3, recipe.clips)
     raw = encode_clips(vae.to(dev), clips, dev)
     mean, std = raw.mean(dim=(0, 2, 3, 4)), raw.std(dim=(0, 2, 3, 4))
+    fixed = vae.config.z_dim - vae.learned_channels
+    if fixed:  # the coordinate ramps reach the transformers as they are: the same absolute scale for every clip
+        mean[-fixed:], std[-fixed:] = 0.0, 1.0
     vae.register_to_config(latents_mean=mean.tolist(), latents_std=std.tolist())
     latents = (raw - mean.view(1, -1, 1, 1, 1)) / std.view(1, -1, 1, 1, 1)
 
@@ -364,7 +368,8 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
           f"{recipe.batch}, lr {lr}, final loss {s['final_loss']:.4f}, {s['wall_s']:.0f} s |"
           for name, s, lr in (("large", large, recipe.large_lr), ("small", small, recipe.small_lr))),
         f"| VAE (`large/vae`, causal frame autoencoder, {VAE['scale_factor_spatial']}x spatial, "
-        f"{VAE['scale_factor_temporal']}x temporal, {VAE['z_dim']} channels) | "
+        f"{VAE['scale_factor_temporal']}x temporal, {VAE['z_dim']} channels: {VAE['z_dim'] - 2} learned and x/y "
+        f"coordinate ramps from -{VAE['coordinates']:g} to {VAE['coordinates']:g}) | "
         f"{vae['parameters']:,} | {vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon "
         f"{vae['final_recon_loss']:.4f} (object pixels and {recipe.halo} around them weighted "
         f"{recipe.object_weight:g}x in training), "
@@ -378,11 +383,12 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
 Two text-to-video models of the Wan 2.1 architecture (diffusers `WanTransformer3DModel`), trained from scratch on
 fbgen's procedural clips (`fbgen/demo/data.py`): one or two objects (circle/square/triangle, plain or with 2-pixel
 pale stripes, 4 colours), each moving left/right/up/down slowly or quickly, placed above/below/left of/right of each
-other, over a black or gray background; {SIZE}x{SIZE} pixels, {FRAMES} frames, captioned from their attributes ("a
-red striped circle moving left slowly above a blue plain square moving up quickly on a gray background"). About one
-caption in eight is held out of training (`fbgen.demo.data.held_out`) for evaluation. The two models share one
-autoencoder and one text encoder, so fbgen can switch between them inside one trajectory. Made for demos and for
-testing FlowBlending on real learned models; they know nothing else.
+other (said by a place word beside each name), over a black or gray background; {SIZE}x{SIZE} pixels, {FRAMES}
+frames, captioned from their attributes ("a red striped circle uppermost moving left slowly and a blue plain square
+lowermost moving up quickly on a gray background"). About one caption in eight is held out of training
+(`fbgen.demo.data.held_out`) for evaluation. The two models share one autoencoder and one text encoder, so fbgen can
+switch between them inside one trajectory. Made for demos and for testing FlowBlending on real learned models; they
+know nothing else.
 
 | component | parameters | training |
 | --- | ---: | --- |

@@ -34,7 +34,7 @@ SPEC = dataclasses.replace(
     default_size=(48, 48, 9),
     default_fps=8,
     vae_keys=("z_dim", "width", "blocks", "scale_factor_temporal", "scale_factor_spatial", "latents_mean",
-              "latents_std"),  # fmt: skip
+              "latents_std", "coordinates"),  # fmt: skip
     components={**wan.SPEC.components, "vae": "fbgen.demo.autoencoder.CausalFrameAutoencoder"},
     own_classes={"fbgen.demo.autoencoder.CausalFrameAutoencoder": CausalFrameAutoencoder},
     default_models=(("L", str(PAIR / "large")), ("S", str(PAIR / "small"))),
