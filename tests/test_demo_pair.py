@@ -106,6 +106,32 @@ def test_autoencoder_encodes_a_single_frame_as_the_first_latent_frame():
         assert vae.decode(image).sample.shape == (1, 3, 1, SIZE, SIZE)
 
 
+def test_autoencoder_coordinates_are_fixed_ramps_that_decoding_ignores(tmp_path):
+    """With `coordinates`, the last two latent channels are each latent pixel's x and y from -A to A in every frame
+    of every clip (absolute position for the transformers), decoding reads only the learned ones, and the setting
+    survives save_pretrained / from_pretrained."""
+    from fbgen.demo.autoencoder import CausalFrameAutoencoder
+
+    torch.manual_seed(0)
+    CausalFrameAutoencoder(z_dim=6, width=8, blocks=1, coordinates=4.0).save_pretrained(tmp_path / "vae")
+    vae = CausalFrameAutoencoder.from_pretrained(tmp_path / "vae", use_safetensors=True).eval()
+    assert vae.config.coordinates == 4.0 and vae.learned_channels == 4
+    with torch.no_grad():
+        z = vae.encode(torch.rand(2, 3, 5, 16, 16) * 2 - 1).latent_dist.mode()
+        assert z.shape == (2, 6, 3, 4, 4)
+        x, y = z[:, 4], z[:, 5]
+        ramp = torch.tensor([-4.0, -4 / 3, 4 / 3, 4.0])
+        torch.testing.assert_close(x, ramp.view(1, 1, 1, 4).expand(2, 3, 4, 4))  # x: along the width
+        torch.testing.assert_close(y, ramp.view(1, 1, 4, 1).expand(2, 3, 4, 4))  # y: along the height
+        other = z.clone()
+        other[:, 4:] = torch.randn_like(other[:, 4:])
+        assert torch.equal(vae.decode(z).sample, vae.decode(other).sample)
+        other[:, :4] += 0.5
+        assert not torch.equal(vae.decode(z).sample, vae.decode(other).sample)
+    plain = CausalFrameAutoencoder(z_dim=6, width=8, blocks=1)
+    assert plain.learned_channels == 6
+
+
 def test_lsl_on_the_shipped_pair_end_to_end(tmp_path):
     """`fbgen run --demo` (no file needed): upscaled MP4s, manifests, a contact sheet, and videos that show what the
     held-out captions say, read back from the MP4s by the analytic checker."""
