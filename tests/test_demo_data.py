@@ -11,6 +11,7 @@ import yaml
 from fbgen.demo.checker import ATTRIBUTES, accuracy, read, score
 from fbgen.demo.data import (
     BACKGROUNDS,
+    COLOURS,
     FRAMES,
     GAP,
     PLACES,
@@ -143,6 +144,12 @@ def test_checker_catches_each_kind_of_mistake():
     single = type(clip)(clip.things[:1], None, clip.background)
     dropped = score(read(render(single)), truth)
     assert dropped["count"] == 0.0 and dropped["colour"] == 0.5 and "relation" in dropped
+    # a smear of the second object's colour three times the largest object's area (a small model's failure) is not
+    # that object, wherever its centre lies
+    smeared = render(clip)
+    x, y = (int(v) for v in clip.things[1].centre(0))
+    smeared[:, max(0, y - 11) : y + 11, max(0, x - 11) : x + 11] = COLOURS[b]
+    assert b not in read(smeared).objects and score(read(smeared), truth)["colour"] == 0.5
 
 
 def test_checker_survives_noise_and_the_detail_score_rises_with_blur_and_noise():

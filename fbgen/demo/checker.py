@@ -3,7 +3,8 @@
 - background: the median colour of the border pixels, nearest of the known backgrounds;
 - objects: pixels far from the background and close to a palette colour or its pale stripe tone are labelled with
   it (blurred edges, halfway to the background, are neither); a colour whose own tone covers enough pixels in most
-  frames is an object (the world gives objects distinct colours), their number is the count;
+  frames, and in all its tones no more than twice the world's largest object, is an object (the world gives objects
+  distinct colours; a smear of a colour over a good part of the frame is not one of them); their number is the count;
 - per object: its centroid track gives direction (dominant axis of the net displacement) and speed (its length per
   frame, threshold halfway between the two speeds); shape is the template (circle, square, triangle at the world's
   size, centred on the object's box) that overlaps it best, averaged over frames; texture is striped when a good
@@ -24,6 +25,7 @@ from fbgen.demo.data import BACKGROUNDS, COLOURS, DIRECTIONS, RADIUS, RELATIONS,
 
 FOREGROUND = 45.0  # colour distance from the background that counts as object
 MIN_AREA = 24  # pixels of a colour in a frame that count as an object there (the smallest object has ~70)
+MAX_AREA = 2 * (2 * RADIUS) ** 2  # ... and the most: twice the largest object (a square, 144 pixels)
 STRIPED = 0.25  # fraction of an object's pixels in the pale tone above which it reads as striped
 TONE = 70.0  # colour distance within which a pixel has a palette tone
 OBJECT_KEYS = ("shape", "texture", "direction", "speed")
@@ -60,7 +62,7 @@ def read(frames: np.ndarray) -> Reading:
     objects: dict[str, dict] = {}
     for i, colour in enumerate(COLOURS):
         masks = foreground & (label == i)
-        present = (masks & ~is_pale).sum(axis=(1, 2)) >= MIN_AREA // 2
+        present = ((masks & ~is_pale).sum(axis=(1, 2)) >= MIN_AREA // 2) & (masks.sum(axis=(1, 2)) <= MAX_AREA)
         if present.sum() <= count // 2:
             continue
         track = np.array([[xs[m].mean(), ys[m].mean()] if p else [np.nan, np.nan] for m, p in zip(masks, present)])
