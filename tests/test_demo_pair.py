@@ -217,6 +217,7 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
     assert {p.name for p in (tmp_path / "pair").iterdir()} == {"large", "small", "MODEL_CARD.md", "training.json"}
     card = (tmp_path / "pair" / "MODEL_CARD.md").read_text()
     assert "large transformer" in card and "`test`" in card
+    assert "18 channels: 16 learned and x/y coordinate ramps from -4 to 4" in card  # as the trained VAE has them
     vae = json.loads((paths["large"] / "vae" / "config.json").read_text())
     assert len(vae["latents_mean"]) == len(vae["latents_std"]) == vae["z_dim"]
     if vae["coordinates"]:  # the coordinate ramps reach the transformers as they are

@@ -299,6 +299,7 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
         shutil.rmtree(paths[name], ignore_errors=True)
         tmp.rename(paths[name])
     stats["vae"]["parameters"] = sum(p.numel() for p in vae.parameters())
+    stats["vae"]["learned_channels"] = vae.learned_channels
     stats["text_encoder_parameters"] = sum(p.numel() for p in enc.parameters())
     stats["wall_s"] = time.perf_counter() - started
     write_card(out, recipe, stats, dev, len(vocabulary), command)
@@ -363,14 +364,17 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
     phases = "; ".join(f"{name} {stats[key]['wall_s']:.0f} s" + (" in an earlier run with the same settings, reused "
                        "here" if stats[key].get("reused") else "") for name, key in (("VAE", "vae"), ("large",
                        "large"), ("small", "small")))  # fmt: skip
+    channels = f"{VAE['z_dim']} channels"
+    if vae["learned_channels"] < VAE["z_dim"]:
+        amplitude = f"{VAE['coordinates']:g}"
+        channels += f": {vae['learned_channels']} learned and x/y coordinate ramps from -{amplitude} to {amplitude}"
     rows = "\n".join([
         *(f"| {name} transformer (`{name}/transformer`) | {s['parameters']:,} | {s['steps']} steps, batch "
           f"{recipe.batch}, lr {lr}, final loss {s['final_loss']:.4f}, {s['wall_s']:.0f} s |"
           for name, s, lr in (("large", large, recipe.large_lr), ("small", small, recipe.small_lr))),
         f"| VAE (`large/vae`, causal frame autoencoder, {VAE['scale_factor_spatial']}x spatial, "
-        f"{VAE['scale_factor_temporal']}x temporal, {VAE['z_dim']} channels: {VAE['z_dim'] - 2} learned and x/y "
-        f"coordinate ramps from -{VAE['coordinates']:g} to {VAE['coordinates']:g}) | "
-        f"{vae['parameters']:,} | {vae['steps']} steps, batch {recipe.vae_batch}, L1+L2 recon "
+        f"{VAE['scale_factor_temporal']}x temporal, {channels}) | {vae['parameters']:,} | {vae['steps']} steps, "
+        f"batch {recipe.vae_batch}, L1+L2 recon "
         f"{vae['final_recon_loss']:.4f} (object pixels and {recipe.halo} around them weighted "
         f"{recipe.object_weight:g}x in training), "
         f"{vae['wall_s']:.0f} s |",
