@@ -5,8 +5,9 @@ a plain convolutional autoencoder of the same compression draws the objects afte
 the demo pair uses this one, with the Wan VAE's interface and latent layout, and everything else of the Wan path
 (transformer, scheduler, text encoder, `WanPipeline`'s own methods) unchanged:
 
-- causal 4x temporal compression as in Wan: latent frame 0 encodes frame 0 alone, each further latent frame the
-  next 4 frames (stacked on channels); 8x spatial compression; `z_dim` channels;
+- causal temporal compression as in Wan: latent frame 0 encodes frame 0 alone, each further latent frame the next
+  `scale_factor_temporal` frames (stacked on channels; Wan: 4, the demo pair: 2); `scale_factor_spatial` spatial
+  compression (Wan: 8, the demo pair: 4); `z_dim` channels;
 - `encode(x).latent_dist.mode()` / `decode(z).sample` on videos in [-1, 1], decode clamped like Wan's;
 - `latents_mean` / `latents_std` and `scale_factor_temporal` / `scale_factor_spatial` in its config, where
   `WanPipeline` reads them.
