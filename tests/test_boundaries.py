@@ -62,3 +62,16 @@ def test_sigma_thresholds_switch_at_the_same_steps():
     result = auto_boundaries(u_curve(30), s)
     assert stage_starts(result["sigmas"], "sigma", [x * 1000 for x in s]) == result["steps"]
     assert stage_starts(result["fractions"], "fraction", s) == result["steps"]
+
+
+def test_a_climb_out_of_pure_noise_before_the_u_is_read_past():
+    """From sigma 1 both models predict the caption's average picture, so a real pair's curve can open low and
+    climb to its early peak (the shipped demo pair's does): the U after the peak still places the boundaries."""
+    n = 50
+    u = u_curve(n)
+    climb = [0.0, 0.0, 0.0, 0.15, 0.3, *u[5:]]  # opens below the U's floor (0.05), climbs to its fall
+    result = auto_boundaries(climb, sigmas(n))
+    assert result["shape"] == "u"
+    f1, f2 = result["fractions"]
+    assert 0.1 <= f1 <= 0.35 and 0.75 <= f2 <= 0.9
+    assert result["fractions"][1] == auto_boundaries(u, sigmas(n))["fractions"][1]

@@ -2,20 +2,24 @@
 
 The curve is, per denoising step, how far the small model's velocity is from the large model's on the large model's
 own trajectory. FlowBlending's premise is a U: the models disagree early (structure, motion), agree in the middle,
-and disagree again late (fine detail). The rule, with N steps and d the curve:
+and disagree again late (fine detail). The U may open with a climb: from pure noise (sigma 1) neither model sees
+anything of the video yet, so both predict the caption's average picture and agree more than they will a few steps
+later, once each lays out its own structure. The rule, with N steps and d the curve:
 
 1. Smooth d with a centred moving average over w = 2·⌊N/20⌋+1 steps (5 at 50 steps), so noise and the step count
-   change the answer little; call it s. Let m be the step of its minimum and lo = s[m].
-2. **Flat** — if max(s) − lo < 10% of max(s), the curve cannot place boundaries: keep the paper's [0.4, 0.8].
-3. **Early boundary** b1 = the first step at or before m where s has fallen into the low region,
-   s ≤ lo + α·(max(s[:m+1]) − lo) with α = 0.25; at least 1 (the large model always lays out the structure).
-4. **Late boundary** b2 = the first step after m where s rises out of the low region again,
+   change the answer little; call it s.
+2. **Flat** — if max(s) − min(s) < 10% of max(s), the curve cannot place boundaries: keep the paper's [0.4, 0.8].
+3. The **early peak** p = the step of the largest s in the first half (step 0 when the curve falls from the start);
+   the steps up to it are the large model's. m = the step of the smallest s from p on, lo = s[m].
+4. **Early boundary** b1 = the first step from p to m where s has fallen into the low region,
+   s ≤ lo + α·(s[p] − lo) with α = 0.25; at least 1 (the large model always lays out the structure).
+5. **Late boundary** b2 = the first step after m where s rises out of the low region again,
    s > lo + α·(max(s[m:]) − lo); at most N−1, and after b1.
-5. **No U** — if s never rises after its minimum ("falling": the small model keeps agreeing to the end), the
-   divergence says nothing about the late detail the paper hands back to the large model, so b2 keeps the paper's
-   late fraction, 0.8. If the minimum is in the first tenth of the steps ("rising": the small model agrees only at the
-   very start) the rule still applies, giving a short S stage or none worth having: the note says so and the pair is
-   better run as LLL.
+6. **No U** — if s never rises after m ("falling": the small model keeps agreeing to the end), the divergence says
+   nothing about the late detail the paper hands back to the large model, so b2 keeps the paper's late fraction,
+   0.8. If s does not fall after its early peak by 10% of max(s) ("rising": the small model agrees, if anywhere,
+   only at the very start), steps 4-5 read the curve from its overall minimum instead, giving a short S stage or
+   none worth having: the note says so and the pair is better run as LLL.
 
 Boundaries come out as step indices, step fractions (b/N) and sigma thresholds (midway between the sigmas of steps
 b−1 and b, so `boundary_unit: sigma` switches at exactly the same step).
@@ -43,23 +47,29 @@ def auto_boundaries(curve: Sequence[float], sigmas: Sequence[float]) -> dict[str
     if n < 3 or len(sigmas) < n:
         raise ValueError("need at least 3 steps and one sigma per step")
     s = smooth(curve)
-    m = min(range(n), key=s.__getitem__)
-    lo, top = s[m], max(s)
-    if top - lo <= FLAT * top:
+    top = max(s)
+    if top - min(s) <= FLAT * top:
         b1, b2 = (round(f * n) for f in PAPER_BOUNDARIES)
         return _result(b1, b2, n, sigmas, "flat", "divergence varies by <10%: no boundary can be read off it; "
                                                   "the paper's [0.4, 0.8] is kept")  # fmt: skip
-    early_level = lo + ALPHA * (max(s[: m + 1]) - lo)
-    b1 = max(1, next(i for i in range(m + 1) if s[i] <= early_level))
+    p = max(range((n + 1) // 2), key=s.__getitem__)
+    m = min(range(p, n), key=s.__getitem__)
+    rising = s[p] - s[m] < FLAT * top
+    if rising:  # no fall after the early peak: read the curve from its overall minimum
+        m = min(range(n), key=s.__getitem__)
+        p = max(range(m + 1), key=s.__getitem__)
+    lo = s[m]
+    early_level = lo + ALPHA * (s[p] - lo)
+    b1 = max(1, next(i for i in range(p, m + 1) if s[i] <= early_level))
     late_level = lo + ALPHA * (max(s[m:]) - lo)
     rise = next((i for i in range(m + 1, n) if s[i] > late_level), None)
     if rise is None or max(s[m:]) - lo < FLAT * top:
         shape, b2 = "falling", max(round(PAPER_BOUNDARIES[1] * n), b1 + 1)
         note = "no late rise: the small model agrees to the end; the late boundary keeps the paper's 0.8"
     else:
-        shape, b2 = ("rising" if m < max(1, n // 10) else "u"), rise
+        shape, b2 = ("rising" if rising else "u"), rise
         note = ("the small model agrees only at the very start: a short S stage at best; consider LLL"
-                if shape == "rising" else "U-shaped: low middle region between the boundaries")  # fmt: skip
+                if rising else "U-shaped: low middle region between the boundaries")  # fmt: skip
     b2 = min(max(b2, b1 + 1), n - 1)
     b1 = min(b1, b2 - 1)
     return _result(b1, b2, n, sigmas, shape, note)
