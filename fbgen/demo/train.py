@@ -41,7 +41,12 @@ from fbgen.demo import data
 from fbgen.demo.data import FRAMES, SIZE, WORDS, dataset, render, sample_split
 
 TEXT_TOKENS = 24  # captions are at most 21 words + </s>; the demo family pads prompts to this length
-SHIFT = 3.0  # flow shift used for training sigmas and as the pair's default sampling shift
+SHIFT = 3.0  # flow shift of the training sigmas: most training steps at high noise, where layout is learned
+SAMPLING_SHIFT = 1.0  # the pair's sampling shift (its scheduler config, configs/demo.yaml). Wan's 3.0 is for 480p:
+# the shift grows with the token count (SD3's rule: with its square root), and a 48x48x9 clip has 1/180 of the
+# tokens of Wan's 480x832x81, which puts it below 1: no shift. With 3.0, half of 20 steps lay above sigma 0.75, so
+# SLL's small-model steps ended before composition is decided (SLL kept 96% of LLL's accuracy) and the divergence
+# curve's low middle sat in the last steps (docs/DEMO_RESULTS.md)
 VAE = dict(z_dim=18, width=96, blocks=2, scale_factor_temporal=2, scale_factor_spatial=4, coordinates=4.0)
 TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
             relative_attention_max_distance=16, dropout_rate=0.0)  # fmt: skip
@@ -291,9 +296,8 @@ def train_pair(out: str | Path, recipe: Recipe | None = None, device: str = "aut
         tmp = out / f".{name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         if name == "large":  # a whole pipeline; the small one ships its transformer only and shares the rest
-            WanPipeline(transformer=model, scheduler=make_scheduler("unipc", SHIFT), **shared).save_pretrained(
-                tmp, safe_serialization=True
-            )
+            scheduler = make_scheduler("unipc", SAMPLING_SHIFT)
+            WanPipeline(transformer=model, scheduler=scheduler, **shared).save_pretrained(tmp, safe_serialization=True)
         else:
             model.save_pretrained(tmp / "transformer", safe_serialization=True)
         shutil.rmtree(paths[name], ignore_errors=True)
@@ -358,7 +362,8 @@ def write_card(out: Path, recipe: Recipe, stats: dict, device: torch.device, cap
     record = {"recipe": asdict(recipe), "stats": stats, "hardware": hardware(device), "command": command,
               "versions": {"torch": torch.__version__, "python": sys.version.split()[0]},
               "architecture": {"vae": VAE, "text_encoder": TEXT, "transformer": TRANSFORMER, "large": LARGE_SIZES,
-                               "small": SMALL_SIZES, "text_tokens": TEXT_TOKENS, "shift": SHIFT}}  # fmt: skip
+                               "small": SMALL_SIZES, "text_tokens": TEXT_TOKENS, "shift": SHIFT,
+                               "sampling_shift": SAMPLING_SHIFT}}  # fmt: skip
     (out / "training.json").write_text(json.dumps(record, indent=1) + "\n")
     large, small, vae = stats["large"], stats["small"], stats["vae"]
     phases = "; ".join(f"{name} {stats[key]['wall_s']:.0f} s" + (" in an earlier run with the same settings, reused "
@@ -401,7 +406,7 @@ know nothing else.
 - Parameter ratio large/small: {large["parameters"] / small["parameters"]:.1f}x.
 - Data: {recipe.clips} clips of the training split for the transformers ({captions} distinct captions), fresh
   clips every VAE step.
-- Objective: rectified flow (x_t = (1-s) x0 + s noise, target noise - x0), s shifted by {SHIFT};
+- Objective: rectified flow (x_t = (1-s) x0 + s noise, target noise - x0), s shifted by {SHIFT:g};
   {recipe.caption_dropout:.0%} empty captions for classifier-free guidance; the shipped weights are the EMA
   ({recipe.ema}).
 - Hardware: {hardware(device)}; torch {torch.__version__}; wall time of this run {stats["wall_s"]:.0f} s (phases:
@@ -412,6 +417,6 @@ know nothing else.
   `WanPipeline.from_pretrained("large")`; the small transformer: `WanTransformer3DModel.from_pretrained("small",
   subfolder="transformer")`.
 - Sampling: `family: demo` in a fbgen config, or `fbgen run --demo` ({SIZE}x{SIZE}, {FRAMES} frames, UniPC, shift
-  {SHIFT}, prompts padded to {TEXT_TOKENS} tokens); videos are written upscaled 4x for viewing.
+  {SAMPLING_SHIFT:g}, prompts padded to {TEXT_TOKENS} tokens); videos are written upscaled 4x for viewing.
 """
     (out / "MODEL_CARD.md").write_text(card)
