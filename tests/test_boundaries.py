@@ -22,7 +22,7 @@ def u_curve(n, noise=0.0, seed=0):
 
 def test_u_shape_gives_an_early_and_a_late_boundary():
     result = auto_boundaries(u_curve(50), sigmas(50))
-    assert result["shape"] == "u"
+    assert result["shape"] == "U-shaped"
     f1, f2 = result["fractions"]
     assert 0.1 <= f1 <= 0.35 and 0.75 <= f2 <= 0.9
 
@@ -71,7 +71,7 @@ def test_a_climb_out_of_pure_noise_before_the_u_is_read_past():
     u = u_curve(n)
     climb = [0.0, 0.0, 0.0, 0.15, 0.3, *u[5:]]  # opens below the U's floor (0.05), climbs to its fall
     result = auto_boundaries(climb, sigmas(n))
-    assert result["shape"] == "u"
+    assert result["shape"] == "U-shaped"
     f1, f2 = result["fractions"]
     assert 0.1 <= f1 <= 0.35 and 0.75 <= f2 <= 0.9
     assert result["fractions"][1] == auto_boundaries(u, sigmas(n))["fractions"][1]

@@ -30,8 +30,8 @@ from fbgen.outputs.video import read_mp4
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPT_SEED = 2026  # fbgen.demo.results' held-out evaluation captions
-# Mean attribute accuracy over these 8 captions in docs/DEMO_RESULTS.json: LLL 0.91, LSL 0.83, SLL 0.91, SSS 0.31
-# (over all 100 pairs: LLL 0.79, LSL 0.81, SSS 0.45); a broken path reads little more than the background (1/8)
+# Mean attribute accuracy over these 8 captions in docs/DEMO_RESULTS.json: LLL 0.90, LSL 0.82, SLL 0.62, SSS 0.31
+# (over all 100 pairs: LLL 0.80, LSL 0.79, SSS 0.45); a broken path reads little more than the background (1/8)
 MIN_LSL = 0.65
 PROMPTS = ["a red striped circle uppermost moving right slowly and a blue plain square lowermost moving left quickly "
            "on a black background", "a yellow plain triangle moving down quickly on a gray background"]  # fmt: skip

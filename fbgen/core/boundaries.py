@@ -50,7 +50,7 @@ def auto_boundaries(curve: Sequence[float], sigmas: Sequence[float]) -> dict[str
     top = max(s)
     if top - min(s) <= FLAT * top:
         b1, b2 = (round(f * n) for f in PAPER_BOUNDARIES)
-        return _result(b1, b2, n, sigmas, "flat", "divergence varies by <10%: no boundary can be read off it; "
+        return _result(b1, b2, n, sigmas, None, "flat", "divergence varies by <10%: no boundary can be read off it; "
                                                   "the paper's [0.4, 0.8] is kept")  # fmt: skip
     p = max(range((n + 1) // 2), key=s.__getitem__)
     m = min(range(p, n), key=s.__getitem__)
@@ -67,15 +67,16 @@ def auto_boundaries(curve: Sequence[float], sigmas: Sequence[float]) -> dict[str
         shape, b2 = "falling", max(round(PAPER_BOUNDARIES[1] * n), b1 + 1)
         note = "no late rise: the small model agrees to the end; the late boundary keeps the paper's 0.8"
     else:
-        shape, b2 = ("rising" if rising else "u"), rise
+        shape, b2 = ("rising" if rising else "U-shaped"), rise
         note = ("the small model agrees only at the very start: a short S stage at best; consider LLL"
                 if rising else "U-shaped: low middle region between the boundaries")  # fmt: skip
     b2 = min(max(b2, b1 + 1), n - 1)
     b1 = min(b1, b2 - 1)
-    return _result(b1, b2, n, sigmas, shape, note)
+    return _result(b1, b2, n, sigmas, (p, m), shape, note)
 
 
-def _result(b1: int, b2: int, n: int, sigmas: Sequence[float], shape: str, note: str) -> dict[str, Any]:
+def _result(b1: int, b2: int, n: int, sigmas: Sequence[float], read: tuple[int, int] | None, shape: str, note: str
+            ) -> dict[str, Any]:  # fmt: skip
     def threshold(b: int) -> float:
         return (sigmas[b - 1] + sigmas[b]) / 2 if 0 < b < n else float(sigmas[min(b, n - 1)])
 
@@ -84,7 +85,9 @@ def _result(b1: int, b2: int, n: int, sigmas: Sequence[float], shape: str, note:
         "fractions": [round(b1 / n, 4), round(b2 / n, 4)],
         "sigmas": [round(threshold(b1), 6), round(threshold(b2), 6)],
         "shape": shape,
+        "early_peak_step": read[0] if read else None,  # where the rule read the U: its early peak and its bottom
+        "low_step": read[1] if read else None,
         "note": note,
-        "rule": f"moving average over 2*floor(N/20)+1 steps; low region = min + {ALPHA} x (side max - min); "
-        f"flat if range < {FLAT:.0%} of max",
+        "rule": f"moving average over 2*floor(N/20)+1 steps; early peak = max of the first half; low region = min "
+        f"after it + {ALPHA} x (side max - min); flat if range < {FLAT:.0%} of max",
     }

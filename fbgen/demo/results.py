@@ -180,6 +180,9 @@ def findings(result: dict[str, Any]) -> list[str]:
     worst = max(ATTRIBUTES, key=lambda k: large[k] - lsl[k])
     curve = cal["per_step"][cal["driver"]]["mean"]
     bounds, best = cal["boundaries"], result["sweep_best"]
+    peak, low = bounds.get("early_peak_step"), bounds.get("low_step")
+    landmarks = "" if peak is None else (f"{curve[peak]:.3f} at its early peak (step {peak + 1}), {curve[low]:.3f} "
+                                         f"at its low (step {low + 1}), ")  # fmt: skip
     out = [
         "- Ranking by mean attribute accuracy: " + " > ".join(f"{r['run']} {r['mean']:.0%}" for r in ranked) + ".",
         f"- Small alone vs large alone: SSS {small['mean']:.0%} vs LLL {large['mean']:.0%} (everything right: "
@@ -202,8 +205,8 @@ def findings(result: dict[str, Any]) -> list[str]:
                    f"{best[kind]:g}.")  # fmt: skip
     out.append(
         f"- `fbgen calibrate` on {cal['pairs']} other held-out captions: the divergence curve is "
-        f"**{bounds['shape']}** (relative L2 of the guided velocity, first/min/last step: {curve[0]:.3f} / "
-        f"{min(curve):.3f} / {curve[-1]:.3f}); automatic boundaries {bounds['fractions']} vs the sweeps' best "
+        f"**{bounds['shape']}** (relative L2 of the guided velocity: {curve[0]:.3f} at the first step, "
+        f"{landmarks}{curve[-1]:.3f} at the last); automatic boundaries {bounds['fractions']} vs the sweeps' best "
         f"[{best['early']:g}, {best['late']:g}]."
     )
     return out
