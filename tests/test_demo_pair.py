@@ -375,3 +375,18 @@ def test_probe_tells_the_words_the_large_model_listens_to():
     assert sensitive["speed"] > 0.03  # v4, whose speeds parted by one token, used it for 0.02 over 32 clips
     assert sensitive["relation"] > 0.03  # v5, with a relation word between the names: 0.00
     assert "| colour | " in table(result)
+
+
+def test_calibrate_finds_the_papers_u_on_the_shipped_pair(tmp_path):
+    """The demo's claim: on held-out captions the small model's guided velocity departs from the large one's early,
+    agrees in the middle and departs again late, so the rule places LSL's boundaries in the middle (on 20 captions,
+    docs/DEMO_RESULTS.md: [0.4, 0.75] against the sweeps' best [0.4, 0.7])."""
+    from fbgen.apps.calibrate import calibrate
+    from fbgen.demo.data import dataset
+    from fbgen.demo.results import items_of
+
+    engine = Engine.open(load_config(DEMO_CONFIG))
+    result = calibrate(engine, items_of(dataset(PROMPT_SEED + 1, 4, held=True)), tmp_path / "calibration")
+    bounds = result["boundaries"]
+    assert bounds["shape"] == "U-shaped", bounds
+    assert 0.3 <= bounds["fractions"][0] <= 0.6 and 0.6 <= bounds["fractions"][1] <= 0.9, bounds
