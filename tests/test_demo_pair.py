@@ -222,6 +222,9 @@ def test_train_demo_writes_a_loadable_pair_and_resumes(tmp_path):
     assert len(vae["latents_mean"]) == len(vae["latents_std"]) == vae["z_dim"]
     if vae["coordinates"]:  # the coordinate ramps reach the transformers as they are
         assert vae["latents_mean"][-2:] == [0.0, 0.0] and vae["latents_std"][-2:] == [1.0, 1.0]
+    # the trained pair samples as the packaged config does (no manifest note about a differing shift)
+    scheduler = json.loads((paths["large"] / "scheduler" / "scheduler_config.json").read_text())
+    assert scheduler["flow_shift"] == load_config(DEMO_CONFIG).shift == 1.0
 
     config = load_config(demo_config(tmp_path, steps=2, prompts=PROMPTS[:1],
                                      models={"large": str(paths["large"]), "small": str(paths["small"])}))  # fmt: skip

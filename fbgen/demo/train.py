@@ -46,7 +46,7 @@ SAMPLING_SHIFT = 1.0  # the pair's sampling shift (its scheduler config, configs
 # the shift grows with the token count (SD3's rule: with its square root), and a 48x48x9 clip has 1/180 of the
 # tokens of Wan's 480x832x81, which puts it below 1: no shift. With 3.0, half of 20 steps lay above sigma 0.75, so
 # SLL's small-model steps ended before composition is decided (SLL kept 96% of LLL's accuracy) and the divergence
-# curve's low middle sat in the last steps (docs/DEMO_RESULTS.md)
+# curve's low middle sat in the last steps (docs/BENCHMARKS.md, "Sampling shift and the calibration rule")
 VAE = dict(z_dim=18, width=96, blocks=2, scale_factor_temporal=2, scale_factor_spatial=4, coordinates=4.0)
 TEXT = dict(d_model=64, d_kv=16, d_ff=128, num_layers=2, num_heads=4, relative_attention_num_buckets=8,
             relative_attention_max_distance=16, dropout_rate=0.0)  # fmt: skip
