@@ -75,3 +75,4 @@ def test_a_climb_out_of_pure_noise_before_the_u_is_read_past():
     f1, f2 = result["fractions"]
     assert 0.1 <= f1 <= 0.35 and 0.75 <= f2 <= 0.9
     assert result["fractions"][1] == auto_boundaries(u, sigmas(n))["fractions"][1]
+    assert 3 <= result["early_peak_step"] <= 5 and 15 <= result["low_step"] <= 37  # the climb's top; the U's floor

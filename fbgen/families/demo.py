@@ -19,6 +19,7 @@ from fbgen.families import wan
 DEMO = Path(__file__).resolve().parent.parent / "demo"
 PAIR = DEMO / "pair"  # the trained pair shipped in the package
 CONFIG = DEMO / "demo.yaml"  # the packaged default config (`fbgen run --demo`)
+DEFAULTS = yaml.safe_load(CONFIG.read_text())
 
 
 class DemoFamily(wan.WanFamily):
@@ -38,7 +39,8 @@ SPEC = dataclasses.replace(
     components={**wan.SPEC.components, "vae": "fbgen.demo.autoencoder.CausalFrameAutoencoder"},
     own_classes={"fbgen.demo.autoencoder.CausalFrameAutoencoder": CausalFrameAutoencoder},
     default_models=(("L", str(PAIR / "large")), ("S", str(PAIR / "small"))),
-    default_config=yaml.safe_load(CONFIG.read_text()),
+    default_shift=DEFAULTS["shift"],  # the pair's own (no shift at 48x48), not Wan's 3.0
+    default_config=DEFAULTS,
     view_scale=4,
 )
 DemoFamily.spec = SPEC
